@@ -1,0 +1,88 @@
+"""Commands to the nodes of a Redis deployment, over each node's pub/sub channel.
+
+A request publishes ``{op, reply, …}`` on the owner's channel and waits on the reply
+list; PUBLISH reports how many subscribers received the message, so a node that is
+gone is known at once (no listener) rather than after a timeout. A node runs its own
+commands in-process. Used by the daemons and by the CLI, which needs no daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rtctl.errors import OperationFailed
+from rtctl.hub.peers import CommandHandler
+from rtctl.state import wire
+from rtctl.state.keys import Keys
+
+REPLY_TTL = 60  # seconds a reply waits for a requester that gave up
+BLOCK_SLICE = 2.0  # BLPOP in slices shorter than the client's socket timeout
+
+
+class RedisPeers:
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        live_nodes: Callable[[], Awaitable[list[str]]],
+        *,
+        sharded: bool = False,
+        node_id: str | None = None,
+        local: CommandHandler | None = None,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.live_nodes = live_nodes
+        self.sharded = sharded
+        self.node_id = node_id
+        self.local = local
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        if self.sharded:
+            return int(await self.redis.spublish(channel, message))
+        return int(await self.redis.publish(channel, message))
+
+    async def request(
+        self, node_id: str, op: str, fields: dict[str, Any], timeout: float
+    ) -> dict[str, Any] | None:
+        if node_id == self.node_id and self.local is not None:
+            return await self.local({"op": op, **fields})
+        reply_key = self.keys.reply(uuid.uuid4().hex)
+        message = wire.encode_command(op, reply=reply_key, **fields)
+        if await self.publish(self.keys.node_channel(node_id), message) == 0:
+            return None  # nobody listens on that node's channel: the node is gone
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            got = await self.redis.blpop([reply_key], timeout=min(BLOCK_SLICE, remaining))
+            if got is not None:
+                reply = json.loads(got[1])
+                return (
+                    reply
+                    if isinstance(reply, dict)
+                    else {"error": {"code": "failed", "message": "bad reply"}}
+                )
+        raise OperationFailed(f"node {node_id} did not answer within {timeout:g}s", code="timeout")
+
+    async def request_all(
+        self, op: str, fields: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any]]:
+        nodes = await self.live_nodes()
+        answers = await asyncio.gather(
+            *(self.request(n, op, fields, timeout) for n in nodes), return_exceptions=True
+        )
+        return [a for a in answers if isinstance(a, dict)]
+
+    async def answer(self, command: dict[str, Any], handler: CommandHandler) -> None:
+        """Run a command received on this node's channel and send the reply, if asked for."""
+        result = await handler(command)
+        reply_key = command.get("reply")
+        if isinstance(reply_key, str) and reply_key.startswith(self.keys.reply("")):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(reply_key, json.dumps(result, default=str))
+                pipe.expire(reply_key, REPLY_TTL)
+                await pipe.execute()

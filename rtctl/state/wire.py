@@ -1,0 +1,125 @@
+"""The bytes rtctl daemons exchange over Redis pub/sub.
+
+A room message carries Socket.IO packets already encoded by the sender, so a
+receiving node hands them to its local members without decoding any JSON::
+
+    offset  size  field
+    0       1     version, 0x01
+    1       1     kind: 'R' room delivery
+    2       2     length of the header, big-endian (H)
+    4       H     header, JSON: {"o": origin node, "r": room, "s": [skip sids],
+                                 "p": [[kind, length], ...]}  kind 't' text, 'b' binary
+    4+H     …     packet payloads, concatenated in header order
+
+A command (kick, call, revoke, …) is a JSON object: version 0x01, kind 'C', then
+UTF-8 JSON ``{"op": …, …}``. Anything else is dropped by the receiver and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engineio import packet as eio_packet
+
+VERSION = 1
+ROOM = ord("R")
+COMMAND = ord("C")
+MAX_HEADER = 65535
+
+
+class WireError(ValueError):
+    """A message that is not in this format."""
+
+
+@dataclass
+class RoomMessage:
+    origin: str
+    room: str
+    skip: list[str]
+    packets: list[eio_packet.Packet]  # (engineio is imported only to decode: it loads slowly)
+
+
+def encode_room(
+    origin: str, room: str, packets: list[eio_packet.Packet], skip: list[str] | None = None
+) -> bytes:
+    parts: list[bytes] = []
+    layout: list[list[Any]] = []
+    for pkt in packets:
+        if isinstance(pkt.data, bytes | bytearray):
+            raw = bytes(pkt.data)
+            layout.append(["b", len(raw)])
+        else:
+            raw = str(pkt.data).encode()
+            layout.append(["t", len(raw)])
+        parts.append(raw)
+    header = json.dumps(
+        {"o": origin, "r": room, "s": skip or [], "p": layout}, separators=(",", ":")
+    ).encode()
+    if len(header) > MAX_HEADER:
+        raise WireError("room message header too large")
+    return struct.pack(">BBH", VERSION, ROOM, len(header)) + header + b"".join(parts)
+
+
+def encode_command(op: str, **fields: Any) -> bytes:
+    return (
+        bytes((VERSION, COMMAND)) + json.dumps({"op": op, **fields}, separators=(",", ":")).encode()
+    )
+
+
+def kind_of(message: bytes) -> int:
+    if len(message) < 2 or message[0] != VERSION or message[1] not in (ROOM, COMMAND):
+        raise WireError("unknown message format")
+    return message[1]
+
+
+def origin_of(message: bytes) -> str:
+    """The sending node of a room message, read without decoding the payloads."""
+    return str(_room_header(message)[0]["o"])
+
+
+def _room_header(message: bytes) -> tuple[dict[str, Any], int]:
+    if len(message) < 4:
+        raise WireError("truncated room message")
+    (length,) = struct.unpack_from(">H", message, 2)
+    end = 4 + length
+    try:
+        header = json.loads(message[4:end])
+    except ValueError:
+        raise WireError("room message header is not JSON") from None
+    if not isinstance(header, dict):
+        raise WireError("room message header is not an object")
+    return header, end
+
+
+def decode_room(message: bytes) -> RoomMessage:
+    from engineio import packet as eio_packet
+
+    header, offset = _room_header(message)
+    try:
+        packets = []
+        for kind, length in header["p"]:
+            chunk = message[offset : offset + int(length)]
+            if len(chunk) != int(length):
+                raise WireError("truncated packet payload")
+            offset += int(length)
+            data: str | bytes = chunk.decode() if kind == "t" else chunk
+            packets.append(eio_packet.Packet(eio_packet.MESSAGE, data))
+        return RoomMessage(
+            str(header["o"]), str(header["r"]), [str(s) for s in header["s"]], packets
+        )
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise WireError(f"bad room message: {exc}") from None
+
+
+def decode_command(message: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(message[2:])
+    except (ValueError, UnicodeDecodeError):
+        raise WireError("command is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("op"), str):
+        raise WireError("command has no op")
+    return data
