@@ -1,0 +1,146 @@
+"""What operators do to the deployment: look, kick, emit, call, revoke.
+
+The same code serves the daemon's admin API and the CLI working on Redis with no
+daemon: everything it needs is the shared state, a way to send a command to the
+node owning a session (``Peers``), and a way to emit to a room anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Protocol
+
+from rtctl.auth import valid_id
+from rtctl.errors import NotFound, UsageError
+from rtctl.hub import payload as p
+from rtctl.hub.peers import Peers, raise_for_error
+from rtctl.state.base import (
+    NodeRecord,
+    OnlineUser,
+    RoomRecord,
+    SessionRecord,
+    StateBackend,
+    UsageRecord,
+)
+
+REVOCATION_HORIZON = 366 * 86400.0  # a revoked jti is remembered for a year
+COMMAND_TIMEOUT = 5.0  # seconds a node has to run a kick, emit or revoke
+MAX_CALL_TIMEOUT = 300.0
+
+
+class RoomEmitter(Protocol):
+    async def emit(
+        self, event: str, data: Any, *, to: str, skip_sid: str | None = None
+    ) -> None: ...
+
+
+class Operator:
+    def __init__(
+        self, state: StateBackend, peers: Peers, rooms: RoomEmitter, *, call_timeout: float = 10.0
+    ) -> None:
+        self.state = state
+        self.peers = peers
+        self.rooms = rooms
+        self.call_timeout = call_timeout
+
+    # looking ---------------------------------------------------------------------------------
+
+    async def sessions(
+        self, *, user_id: str | None = None, room: str | None = None
+    ) -> list[SessionRecord]:
+        return await self.state.list_sessions(user_id=user_id, room=room)
+
+    async def online_users(self) -> list[OnlineUser]:
+        return await self.state.online_users()
+
+    async def rooms_list(self) -> list[RoomRecord]:
+        return await self.state.list_rooms()
+
+    async def room_members(self, room: str) -> list[SessionRecord]:
+        members = await self.state.list_sessions(room=valid_id(room, "room"))
+        if not members:
+            raise NotFound(f"room {room} has no members")
+        return members
+
+    async def usage(self) -> list[UsageRecord]:
+        return await self.state.list_usage(time.time())
+
+    async def nodes(self) -> list[NodeRecord]:
+        return await self.state.list_nodes()
+
+    # acting ----------------------------------------------------------------------------------
+
+    async def kick(
+        self, *, sids: list[str] | None = None, user_id: str | None = None
+    ) -> dict[str, list[str]]:
+        """Disconnect sessions wherever they are: ``{"kicked": [...], "not_found": [...]}``."""
+        if user_id is not None:
+            found = await self.state.list_sessions(user_id=valid_id(user_id, "user"))
+            if not found:
+                raise NotFound(f"user {user_id} has no sessions")
+            wanted = [s.sid for s in found]
+        else:
+            wanted = [valid_id(sid, "sid") for sid in sids or []]  # refuse before kicking any
+            found = [s for s in [await self.state.get_session(sid) for sid in wanted] if s]
+        by_node: defaultdict[str, list[str]] = defaultdict(list)
+        for session in found:
+            by_node[session.node].append(session.sid)
+        kicked: set[str] = set()
+        for node, node_sids in by_node.items():
+            reply = await self.peers.request(node, "kick", {"sids": node_sids}, COMMAND_TIMEOUT)
+            if reply is not None:  # None: the owner is gone; its sessions go with it
+                kicked.update(raise_for_error(reply).get("kicked", []))
+        return {
+            "kicked": [s for s in wanted if s in kicked],
+            "not_found": [s for s in wanted if s not in kicked],
+        }
+
+    async def emit(self, event: str, data: Any, *, to: str) -> int:
+        """Emit to a room or one session, anywhere; returns how many sessions it addressed."""
+        p.event_name(event)
+        valid_id(to, "target")
+        count = await self.state.room_size(to)  # one round trip, from the per-node counts
+        if count:
+            await self.rooms.emit(event, data, to=to)
+            return count
+        session = await self.state.get_session(to)
+        if session is not None:
+            reply = await self.peers.request(
+                session.node, "emit", {"sid": to, "event": event, "data": data}, COMMAND_TIMEOUT
+            )
+            if reply is None or not raise_for_error(reply).get("delivered"):
+                raise NotFound(f"session {to} is not connected")
+            return 1
+        raise NotFound(f"no session in {to}")
+
+    async def call(self, sid: str, event: str, data: Any, timeout: float | None = None) -> Any:
+        """Server-to-client RPC with one session, wherever it is; returns its ack."""
+        p.event_name(event)
+        timeout = self.call_timeout if timeout is None else timeout
+        if not 0 < timeout <= MAX_CALL_TIMEOUT:
+            raise UsageError(f"timeout must be between 0 and {MAX_CALL_TIMEOUT:g} seconds")
+        session = await self.state.get_session(valid_id(sid, "sid"))
+        if session is None:
+            raise NotFound(f"session {sid} is not connected")
+        fields = {"sid": sid, "event": event, "data": data, "timeout": timeout}
+        reply = await self.peers.request(session.node, "call", fields, timeout + COMMAND_TIMEOUT)
+        if reply is None:
+            raise NotFound(f"session {sid} is not connected (its node is gone)")
+        return raise_for_error(reply).get("reply")
+
+    async def revoke(self, *, jti: str | None = None, user_id: str | None = None) -> dict[str, Any]:
+        """Refuse a token (by ``jti``) or every token a user holds now; disconnect holders."""
+        if (jti is None) == (user_id is None):
+            raise UsageError("revoke needs exactly one of jti or user")
+        now = time.time()
+        if jti is not None:
+            await self.state.revoke_jti(valid_id(jti, "jti"), now + REVOCATION_HORIZON)
+            fields: dict[str, Any] = {"jti": jti}
+        else:
+            await self.state.revoke_user(valid_id(user_id, "user"), now)
+            fields = {"user": user_id}
+        replies = await self.peers.request_all("revoke", fields, COMMAND_TIMEOUT)
+        disconnected = sorted(s for r in replies for s in r.get("disconnected", []))
+        return {"revoked": jti or user_id, "kind": "jti" if jti else "user",
+                "disconnected": disconnected}  # fmt: skip

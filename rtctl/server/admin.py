@@ -1,0 +1,289 @@
+"""The admin HTTP API, health probes and metrics, served beside Socket.IO.
+
+Every ``/api/v1`` route needs ``Authorization: Bearer <admin token>`` (compared in
+constant time). Errors are ``{"error": {"code", "message"}}`` with the status below.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rtctl import errors
+from rtctl._version import __version__
+from rtctl.hub.operator import Operator
+from rtctl.hub.transport import user_room
+from rtctl.server.metrics import Metrics
+from rtctl.server.router import Receive, Request, Response, Router, Scope, Send, send_response
+
+log = logging.getLogger("rtctl.admin")
+
+# One table: error class -> HTTP status (most specific first).
+HTTP_STATUS: list[tuple[type[errors.RtctlError], int]] = [
+    (errors.PayloadTooLarge, 413),
+    (errors.RateLimited, 429),
+    (errors.UsageError, 400),
+    (errors.ConfigError, 400),
+    (errors.Forbidden, 403),
+    (errors.AuthError, 401),
+    (errors.NotFound, 404),
+    (errors.OperationFailed, 409),
+    (errors.BackendUnavailable, 503),
+]
+
+API = "/api/v1"
+TARGET_SCHEMA = {"user": {"type": "string"}, "room": {"type": "string"}, "sid": {"type": "string"}}
+
+
+def error_response(exc: errors.RtctlError) -> Response:
+    status = next((s for cls, s in HTTP_STATUS if isinstance(exc, cls)), 500)
+    return Response.json({"error": exc.to_dict()}, status)
+
+
+def _target(body: dict[str, Any]) -> str:
+    given = [k for k in ("user", "room", "sid") if body.get(k) is not None]
+    if len(given) != 1:
+        raise errors.UsageError("give exactly one of user, room or sid")
+    key = given[0]
+    value = body[key]
+    if not isinstance(value, str):
+        raise errors.UsageError(f"{key} must be a string")
+    return user_room(value) if key == "user" else value
+
+
+def _str_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) for v in value)
+        or len(value) > 10_000
+    ):
+        raise errors.UsageError(f"{key} must be a list of at most 10000 strings")
+    return value
+
+
+class AdminApp:
+    def __init__(
+        self,
+        operator: Operator,
+        node_id: str,
+        metrics: Metrics,
+        admin_token: str,
+        ready: Callable[[], tuple[bool, str]],
+        max_body: int,
+        cleanup: Callable[[bool], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.operator, self.node_id, self.cleanup = operator, node_id, cleanup
+        self.metrics, self.ready = metrics, ready
+        self._token = admin_token.encode()
+        self.router = Router("rtctl admin API", __version__, max_body)
+        self._declare()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan is handled by the Socket.IO ASGI app; websockets never land here
+        # Match the undecoded path, so an encoded '/' in a room name stays in its segment;
+        # the router decodes each path parameter once.
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        route, params, path_exists = self.router.match(scope["method"], path)
+        if route is None:
+            code, status = ("method_not_allowed", 405) if path_exists else ("no_route", 404)
+            message = "method not allowed" if path_exists else "no such route"
+            await send_response(
+                send, Response.json({"error": {"code": code, "message": message}}, status)
+            )
+            return
+        try:
+            request = await self.router.read_request(scope, receive, params)
+            if not route.public:
+                self._authorize(request)
+            response = await route.handler(request)
+        except errors.RtctlError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("admin API %s %s failed", scope.get("method"), scope.get("path"))
+            response = Response.json(
+                {"error": {"code": "internal", "message": "internal error"}}, 500
+            )
+        await send_response(send, response)
+
+    def _authorize(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), self._token
+        ):
+            raise errors.AuthError("missing or wrong admin token")
+
+    def _declare(self) -> None:
+        r, op = self.router, self.operator
+
+        @r.route("GET", "/healthz", "Liveness: 200 while the process runs", public=True)
+        async def healthz(req: Request) -> Response:
+            return Response.json({"status": "ok"})
+
+        @r.route(
+            "GET",
+            "/readyz",
+            "Readiness: 200 when accepting clients and the backend answers",
+            public=True,
+        )
+        async def readyz(req: Request) -> Response:
+            ok, reason = self.ready()
+            if ok:
+                try:
+                    await op.state.ping()
+                except errors.BackendUnavailable as exc:
+                    ok, reason = False, exc.message
+            return Response.json(
+                {"status": "ready" if ok else "unavailable", "reason": reason}, 200 if ok else 503
+            )
+
+        @r.route("GET", "/metrics", "Prometheus metrics", public=True)
+        async def metrics(req: Request) -> Response:
+            return Response.text(self.metrics.render(), content_type="text/plain; version=0.0.4")
+
+        @r.route("GET", f"{API}/openapi.json", "This document", public=True)
+        async def openapi(req: Request) -> Response:
+            return Response.json(r.openapi())
+
+        @r.route("GET", f"{API}/status", "Health of the deployment")
+        async def status(req: Request) -> Response:
+            ok, reason = self.ready()
+            nodes = await op.nodes()
+            return Response.json(
+                {
+                    "ready": ok,
+                    "reason": reason,
+                    "backend": op.state.name,
+                    "version": __version__,
+                    "node": self.node_id,
+                    "nodes": [n.to_json() for n in nodes],
+                    "sessions": sum(n.sessions for n in nodes),
+                    "users": len(await op.online_users()),
+                    "rooms": len(await op.rooms_list()),
+                }
+            )
+
+        @r.route("GET", f"{API}/nodes", "Daemons of the deployment")
+        async def nodes(req: Request) -> Response:
+            return Response.json([n.to_json() for n in await op.nodes()])
+
+        @r.route(
+            "GET",
+            f"{API}/sessions",
+            "Sessions, optionally of one user or room",
+            query={"user": "string", "room": "string"},
+        )
+        async def sessions(req: Request) -> Response:
+            found = await op.sessions(user_id=req.query.get("user"), room=req.query.get("room"))
+            return Response.json([s.to_json() for s in found])
+
+        @r.route(
+            "POST",
+            f"{API}/sessions/kick",
+            "Disconnect sessions by id or all of a user's",
+            body={
+                "type": "object",
+                "properties": {"sids": {"type": "array"}, "user": {"type": "string"}},
+            },
+        )
+        async def kick(req: Request) -> Response:
+            body = req.json()
+            if ("sids" in body) == ("user" in body):
+                raise errors.UsageError("give exactly one of sids or user")
+            if "user" in body:
+                if not isinstance(body["user"], str):
+                    raise errors.UsageError("user must be a string")
+                return Response.json(await op.kick(user_id=body["user"]))
+            return Response.json(await op.kick(sids=_str_list(body, "sids")))
+
+        @r.route("GET", f"{API}/users/online", "Users with at least one session")
+        async def users_online(req: Request) -> Response:
+            return Response.json([u.to_json() for u in await op.online_users()])
+
+        @r.route("GET", f"{API}/rooms", "Rooms and their member counts")
+        async def rooms(req: Request) -> Response:
+            return Response.json([room.to_json() for room in await op.rooms_list()])
+
+        @r.route("GET", f"{API}/rooms/{{room}}/members", "Sessions in a room")
+        async def room_members(req: Request) -> Response:
+            return Response.json([s.to_json() for s in await op.room_members(req.params["room"])])
+
+        @r.route("GET", f"{API}/usage", "Models in use and by which sessions")
+        async def usage(req: Request) -> Response:
+            return Response.json([u.to_json() for u in await op.usage()])
+
+        @r.route(
+            "POST",
+            f"{API}/emit",
+            "Emit an event to a user, room or session",
+            body={
+                "type": "object",
+                "required": ["event"],
+                "properties": {"event": {"type": "string"}, "data": {}, **TARGET_SCHEMA},
+            },
+        )
+        async def emit(req: Request) -> Response:
+            body = req.json()
+            target = _target(body)
+            count = await op.emit(body.get("event"), body.get("data"), to=target)  # type: ignore[arg-type]
+            return Response.json({"event": body["event"], "to": target, "sessions": count})
+
+        @r.route(
+            "POST",
+            f"{API}/call",
+            "Call a session (server-to-client RPC) and return its reply",
+            body={
+                "type": "object",
+                "required": ["event", "sid"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "sid": {"type": "string"},
+                    "data": {},
+                    "timeout": {"type": "number"},
+                },
+            },
+        )
+        async def call(req: Request) -> Response:
+            body = req.json()
+            timeout = body.get("timeout")
+            if timeout is not None and (
+                isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            ):
+                raise errors.UsageError("timeout must be a number of seconds")
+            if not isinstance(body.get("sid"), str):
+                raise errors.UsageError("sid must be a string")
+            reply = await op.call(body["sid"], body.get("event"), body.get("data"), timeout)  # type: ignore[arg-type]
+            return Response.json({"sid": body["sid"], "reply": reply})
+
+        @r.route(
+            "POST",
+            f"{API}/pool/cleanup",
+            "Remove dead nodes' sessions now (or count them, with dry_run)",
+            body={"type": "object", "properties": {"dry_run": {"type": "boolean"}}},
+        )
+        async def cleanup(req: Request) -> Response:
+            dry_run = req.json().get("dry_run", False)
+            if not isinstance(dry_run, bool):
+                raise errors.UsageError("dry_run must be true or false")
+            return Response.json(await self.cleanup(dry_run))
+
+        @r.route(
+            "POST",
+            f"{API}/tokens/revoke",
+            "Revoke a token by jti, or every token of a user",
+            body={
+                "type": "object",
+                "properties": {"jti": {"type": "string"}, "user": {"type": "string"}},
+            },
+        )
+        async def revoke(req: Request) -> Response:
+            body = req.json()
+            jti, user = body.get("jti"), body.get("user")
+            if not all(v is None or isinstance(v, str) for v in (jti, user)):
+                raise errors.UsageError("jti and user must be strings")
+            return Response.json(await op.revoke(jti=jti, user_id=user))

@@ -1,0 +1,159 @@
+"""Assembling a daemon from settings: backend, verifier, Socket.IO server, hub, admin API.
+
+The one place where embedded and Redis deployments differ in the daemon: which
+manager delivers room emits (this process only, or across nodes over Redis pub/sub)
+and how commands reach the node owning a session (in-process, or its channel).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rtctl._version import __version__
+from rtctl.auth import TokenVerifier
+from rtctl.config import Settings
+from rtctl.hub.hub import Hub
+from rtctl.hub.operator import Operator
+from rtctl.hub.peers import Command, LocalPeers, Peers
+from rtctl.hub.sessions import SessionPool
+from rtctl.server import strictjson
+from rtctl.server.admin import AdminApp
+from rtctl.server.manager import FanoutManager
+from rtctl.server.metrics import Metrics
+from rtctl.server.sio import HubServer, SocketIOEndpoint, SocketIOTransport
+from rtctl.state import open_state
+from rtctl.state.base import NodeRecord, StateBackend
+
+
+@dataclass
+class Readiness:
+    started: bool = False
+    draining: bool = False
+    bus: Any = None  # Redis mode: not ready while the listener is not subscribed
+
+    def check(self) -> tuple[bool, str]:
+        if self.draining:
+            return False, "draining"
+        if not self.started:
+            return False, "starting"
+        if self.bus is not None and not self.bus.connected.is_set():
+            return False, "not subscribed to Redis yet"
+        return True, "ok"
+
+
+@dataclass
+class Components:
+    settings: Settings
+    sio: HubServer
+    hub: Hub
+    operator: Operator
+    endpoint: SocketIOEndpoint
+    admin: AdminApp
+    metrics: Metrics
+    readiness: Readiness
+    asgi: Any
+    bus: Any = None  # rtctl.server.bus.RedisBus in a Redis deployment
+    reaper: Any = None  # rtctl.state.reaper.Reaper in a Redis deployment
+
+
+def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
+    import socketio
+
+    state = open_state(settings)
+    verifier = TokenVerifier.from_settings(settings, secret=jwt_secret)
+    node_id = settings.effective_node_id
+    manager = _manager(settings, node_id)
+    cors: list[str] | str | None = list(settings.cors_origins) or None
+    sio = HubServer(
+        async_mode="asgi",
+        cors_allowed_origins="*" if cors == ["*"] else cors,
+        max_http_buffer_size=settings.max_payload,
+        always_connect=False,
+        client_manager=manager,
+        json=strictjson,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.connect_timeout = settings.connect_timeout
+    readiness = Readiness()
+    # the gauges read objects created below; closures see them once they exist
+    metrics = Metrics(
+        connections=lambda: len(sio.eio.sockets),
+        sessions=lambda: len(pool),
+        pending_calls=lambda: transport.pending_calls(),
+        bus_dropped=lambda: (bus.dropped if bus else 0) + getattr(manager, "foreign_dropped", 0),
+    )
+    transport = SocketIOTransport(sio, metrics)
+    pool = SessionPool(
+        state, transport, verifier, node_id,
+        max_sessions_per_user=settings.max_sessions_per_user,
+        event_rate=settings.rate_limit, event_burst=settings.rate_burst,
+        connect_rate=settings.connect_rate,
+    )  # fmt: skip
+    now = time.time()
+    node = NodeRecord(node_id, socket.gethostname(), os.getpid(), __version__, now, now,
+                      url=f"http://{settings.host}:{settings.port}")  # fmt: skip
+    hub = Hub(state, transport, pool, node, usage_ttl=settings.usage_ttl,
+              call_timeout=settings.call_timeout)  # fmt: skip
+    peers, bus = _peers(settings, state, manager, hub)
+    readiness.bus = bus
+    reaper = _reaper(state, node_id)
+
+    async def cleanup(dry_run: bool) -> dict[str, Any]:
+        if reaper is None:  # embedded: one node, which cannot be dead while it answers
+            return {"dry_run": dry_run, "complete": True, "sessions": 0, "nodes": []}
+        return (await reaper.sweep(dry_run=dry_run)).to_json()
+
+    operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
+    endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
+    admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
+                     cleanup)  # fmt: skip
+    asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
+    return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
+                      reaper)  # fmt: skip
+
+
+def _reaper(state: StateBackend, node_id: str) -> Any:
+    from rtctl.state.redis import RedisState
+
+    if not isinstance(state, RedisState):
+        return None
+    from rtctl.state.reaper import Reaper
+
+    return Reaper(state, node_id)
+
+
+def _manager(settings: Settings, node_id: str) -> FanoutManager:
+    if settings.embedded:
+        return FanoutManager()
+    from rtctl.server.cluster import ClusterManager
+    from rtctl.state.keys import Keys
+
+    return ClusterManager(Keys(settings.prefix), node_id)
+
+
+def _peers(
+    settings: Settings, state: StateBackend, manager: FanoutManager, hub: Hub
+) -> tuple[Peers, Any]:
+    if settings.embedded:
+        return LocalPeers(hub.node.id, hub.handle_command), None
+    from rtctl.server.bus import RedisBus
+    from rtctl.server.cluster import ClusterManager
+    from rtctl.state.redis import RedisState
+    from rtctl.state.redis_peers import RedisPeers
+
+    assert isinstance(state, RedisState) and isinstance(manager, ClusterManager)
+    peers = RedisPeers(state.redis, state.keys, state.live_node_ids, sharded=settings.redis_cluster,
+                       node_id=hub.node.id, local=hub.handle_command)  # fmt: skip
+
+    async def on_command(command: Command) -> None:
+        await peers.answer(command, hub.handle_command)
+
+    bus = RedisBus(state.redis, state.keys.node_channel(hub.node.id), manager.deliver,
+                   sharded=settings.redis_cluster)  # fmt: skip
+    manager.attach(bus, on_command)
+    return peers, bus

@@ -1,0 +1,39 @@
+"""``rtctl serve``: resolve secrets, configure logging, build the daemon and run it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rtctl import keystore
+from rtctl.config import Settings
+from rtctl.errors import ConfigError
+
+
+def serve(settings: Settings) -> None:
+    """Run the daemon in the foreground until SIGTERM/SIGINT; raises ``ConfigError``."""
+    settings.check()
+    if not settings.embedded and not (settings.jwt_secret or settings.jwt_public_key):
+        # a generated secret is per data dir: each daemon would refuse the others' tokens
+        raise ConfigError(
+            "Redis mode needs one JWT key shared by every daemon: "
+            "set RTCTL_JWT_SECRET (or RTCTL_JWT_PUBLIC_KEY)"
+        )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    jwt_secret, admin_token, created = keystore.ensure_generated(settings)
+    for path in created:
+        print(f"rtctl: generated {path.name} in {path.parent} (mode 0600)", file=sys.stderr)
+    if created:
+        print(
+            "rtctl: mint a client token with:  rtctl token issue --user alice --channel '*'",
+            file=sys.stderr,
+        )
+
+    from rtctl.server.app import build
+    from rtctl.server.lifecycle import run
+
+    run(build(settings, admin_token, jwt_secret))
