@@ -1,0 +1,145 @@
+"""The CLI on a Redis deployment: reads and acts on Redis directly, no daemon needed.
+
+Each command opens a client, runs one ``Operator`` action (the same code a daemon's
+admin API runs) and closes. Commands for sessions reach their owning node over its
+channel; emits to rooms are published where the nodes hosting the room listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from rtctl._version import __version__
+from rtctl.config import Settings
+from rtctl.errors import BackendUnavailable
+from rtctl.hub.operator import Operator
+from rtctl.state import wire
+from rtctl.state.keys import Keys
+from rtctl.state.redis import RedisState
+from rtctl.state.redis_peers import RedisPeers
+from rtctl.state.redis_url import open_client
+
+Record = dict[str, Any]
+T = TypeVar("T")
+
+
+class RoomPublisher:
+    """Emits to a room by publishing it, encoded as a daemon would, on the room's channel."""
+
+    def __init__(self, peers: RedisPeers, keys: Keys, origin: str) -> None:
+        self.peers, self.keys, self.origin = peers, keys, origin
+
+    async def emit(self, event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+        from engineio import packet as eio_packet
+        from socketio import packet as sio_packet
+
+        encoded = sio_packet.Packet(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
+        message = wire.encode_room(self.origin, to, packets, [skip_sid] if skip_sid else [])
+        await self.peers.publish(self.keys.room_channel(to), message)
+
+
+def _where(settings: Settings) -> str:
+    parts = urlsplit(settings.redis_url)
+    host = parts.hostname or parts.path or "?"
+    return (
+        f"Redis at {host}{':' + str(parts.port) if parts.port else ''} (prefix {settings.prefix})"
+    )
+
+
+class RedisRemote:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.where = _where(settings)
+        self.origin = f"cli-{socket.gethostname()}-{os.getpid()}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisRemote:
+        return cls(settings)
+
+    def _run(self, action: Callable[[Operator], Awaitable[T]]) -> T:
+        async def go() -> T:
+            from redis.exceptions import RedisError
+
+            s = self.settings
+            client = open_client(s.redis_url, cluster=s.redis_cluster)
+            state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
+            peers = RedisPeers(client, state.keys, state.live_node_ids, sharded=s.redis_cluster)
+            op = Operator(state, peers, RoomPublisher(peers, state.keys, self.origin),
+                          call_timeout=s.call_timeout)  # fmt: skip
+            try:
+                await state.ping()
+                return await action(op)
+            except (RedisError, OSError) as exc:
+                raise BackendUnavailable(f"{self.where}: {exc}") from exc
+            finally:
+                await state.close()
+
+        return asyncio.run(go())
+
+    def status(self) -> Record:
+        async def status(op: Operator) -> Record:
+            nodes = await op.nodes()
+            return {
+                "ready": bool(nodes), "reason": "ok" if nodes else "no live node",
+                "backend": "redis", "version": __version__, "node": None,
+                "nodes": [n.to_json() for n in nodes], "sessions": sum(n.sessions for n in nodes),
+                "users": len(await op.online_users()), "rooms": len(await op.rooms_list()),
+            }  # fmt: skip
+
+        return self._run(status)
+
+    def nodes(self) -> list[Record]:
+        return self._run(lambda op: _json(op.nodes()))
+
+    def sessions(self, *, user: str | None = None, room: str | None = None) -> list[Record]:
+        return self._run(lambda op: _json(op.sessions(user_id=user, room=room)))
+
+    def kick(self, *, sids: list[str] | None = None, user: str | None = None) -> Record:
+        return self._run(lambda op: op.kick(sids=sids, user_id=user))
+
+    def online_users(self) -> list[Record]:
+        return self._run(lambda op: _json(op.online_users()))
+
+    def rooms(self) -> list[Record]:
+        return self._run(lambda op: _json(op.rooms_list()))
+
+    def members(self, room: str) -> list[Record]:
+        return self._run(lambda op: _json(op.room_members(room)))
+
+    def usage(self) -> list[Record]:
+        return self._run(lambda op: _json(op.usage()))
+
+    def emit(self, event: str, data: Any, *, target: tuple[str, str]) -> Record:
+        kind, ident = target
+        to = f"user:{ident}" if kind == "user" else ident
+
+        async def emit(op: Operator) -> Record:
+            return {"event": event, "to": to, "sessions": await op.emit(event, data, to=to)}
+
+        return self._run(emit)
+
+    def call(self, sid: str, event: str, data: Any, timeout: float | None) -> Any:
+        return self._run(lambda op: op.call(sid, event, data, timeout))
+
+    def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        return self._run(lambda op: op.revoke(jti=jti, user_id=user))
+
+    def cleanup(self, *, dry_run: bool) -> Record:
+        from rtctl.state.reaper import Reaper
+
+        async def sweep(op: Operator) -> Record:
+            assert isinstance(op.state, RedisState)
+            return (await Reaper(op.state, self.origin).sweep(dry_run=dry_run)).to_json()
+
+        return self._run(sweep)
+
+
+async def _json(records: Awaitable[list[Any]]) -> list[Record]:
+    return [r.to_json() for r in await records]

@@ -1,0 +1,197 @@
+"""The CLI's view of a running deployment: one small interface, one class per way in.
+
+``open_remote(settings)`` picks the implementation from ``REMOTES`` (import strings,
+so a backend's dependencies load only when it is used). Embedded mode talks to the
+daemon's admin HTTP API; Redis mode reads and acts on Redis directly, with no daemon
+needed (``rtctl.cli.redis_remote``).
+
+Records are plain dicts in the admin API's JSON shapes (``rtctl.state.base``);
+``rtctl.cli.views`` decides what of them is shown.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
+
+from rtctl import keystore
+from rtctl.cli.errors import from_http
+from rtctl.config import Settings
+from rtctl.errors import BackendUnavailable, ConfigError, OperationFailed
+
+Record = dict[str, Any]
+
+
+class Remote(Protocol):
+    """What the operator's commands need from the hub; every method may raise
+    ``BackendUnavailable``, ``NotFound``, ``UsageError``, ``AuthError`` or ``OperationFailed``."""
+
+    where: str  # for messages: the daemon URL, or the Redis deployment
+
+    def status(self) -> Record: ...
+    def nodes(self) -> list[Record]: ...
+    def sessions(self, *, user: str | None = None, room: str | None = None) -> list[Record]: ...
+    def kick(self, *, sids: list[str] | None = None, user: str | None = None) -> Record:
+        """``{"kicked": [sid…], "not_found": [sid…]}``; ``NotFound`` if a user has none."""
+
+    def online_users(self) -> list[Record]: ...
+    def rooms(self) -> list[Record]: ...
+    def members(self, room: str) -> list[Record]: ...
+    def usage(self) -> list[Record]: ...
+    def emit(self, event: str, data: Any, *, target: tuple[str, str]) -> Record:
+        """``target`` is ``("user"|"room"|"sid", id)``; returns ``{event, to, sessions}``."""
+
+    def call(self, sid: str, event: str, data: Any, timeout: float | None) -> Any:
+        """The session's reply to ``event``."""
+
+    def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        """``{revoked, kind, disconnected: [sid…]}``."""
+
+    def cleanup(self, *, dry_run: bool) -> Record:
+        """``{dry_run, complete, sessions, nodes: [{node, sessions}…]}``."""
+
+
+REQUEST_TIMEOUT = 10.0  # seconds to connect and answer; past it the daemon counts as unreachable
+
+REMOTES: dict[str, str] = {
+    "embedded": "rtctl.cli.remote:AdminApiRemote",
+    "redis": "rtctl.cli.redis_remote:RedisRemote",
+}
+
+
+def open_remote(settings: Settings) -> Remote:
+    module, _, attr = REMOTES["embedded" if settings.embedded else "redis"].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    remote: Remote = cls.from_settings(settings)
+    return remote
+
+
+class AdminApiRemote:
+    """The admin HTTP API of an embedded daemon, over the standard library's http.client
+    (httpx or requests would cost more start-up time than the whole command)."""
+
+    API = "/api/v1"
+
+    def __init__(
+        self, url: str, token: str | None, token_from: str, *, call_timeout: float = 10.0
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"url: {url!r} is not an http:// or https:// URL")
+        self.where, self._parts = url, parts
+        self._token, self._token_from = token, token_from
+        self._call_timeout = call_timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdminApiRemote:
+        token = keystore.admin_token(settings)
+        if settings.admin_token:
+            origin = settings.sources.get("admin_token", "configuration")
+        else:
+            origin = f"file {Path(settings.data_path) / keystore.ADMIN_TOKEN_FILE}"
+        return cls(settings.url, token, origin, call_timeout=settings.call_timeout)
+
+    def status(self) -> Record:
+        result: Record = self._request("GET", "/status")
+        return result
+
+    def nodes(self) -> list[Record]:
+        return self._list("/nodes")
+
+    def sessions(self, *, user: str | None = None, room: str | None = None) -> list[Record]:
+        query = {k: v for k, v in (("user", user), ("room", room)) if v is not None}
+        return self._list("/sessions" + (f"?{urlencode(query)}" if query else ""))
+
+    def kick(self, *, sids: list[str] | None = None, user: str | None = None) -> Record:
+        body = {"user": user} if user is not None else {"sids": sids or []}
+        result: Record = self._request("POST", "/sessions/kick", body)
+        return result
+
+    def online_users(self) -> list[Record]:
+        return self._list("/users/online")
+
+    def rooms(self) -> list[Record]:
+        return self._list("/rooms")
+
+    def members(self, room: str) -> list[Record]:
+        return self._list(f"/rooms/{quote(room, safe='')}/members")
+
+    def usage(self) -> list[Record]:
+        return self._list("/usage")
+
+    def emit(self, event: str, data: Any, *, target: tuple[str, str]) -> Record:
+        kind, value = target
+        result: Record = self._request("POST", "/emit", {"event": event, "data": data, kind: value})
+        return result
+
+    def call(self, sid: str, event: str, data: Any, timeout: float | None) -> Any:
+        body = {"event": event, "sid": sid, "data": data, "timeout": timeout}
+        # The HTTP request must outlive the call it waits for.
+        wait = (self._call_timeout if timeout is None else timeout) + REQUEST_TIMEOUT
+        return self._request("POST", "/call", body, timeout=wait).get("reply")
+
+    def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        body = {"jti": jti} if jti is not None else {"user": user}
+        result: Record = self._request("POST", "/tokens/revoke", body)
+        return result
+
+    def cleanup(self, *, dry_run: bool) -> Record:
+        result: Record = self._request("POST", "/pool/cleanup", {"dry_run": dry_run})
+        return result
+
+    def _list(self, path: str) -> list[Record]:
+        result = self._request("GET", path)
+        if not isinstance(result, list):
+            raise OperationFailed(f"unexpected answer from {self.where}{self.API}{path}")
+        return result
+
+    def _request(
+        self, method: str, path: str, body: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        import http.client  # deferred: only commands that reach the daemon pay for it
+
+        parts = self._parts
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout or REQUEST_TIMEOUT)
+        headers = {"Accept": "application/json", "User-Agent": "rtctl-cli"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        full = parts.path.rstrip("/") + self.API + path
+        try:
+            conn.request(method, full, payload, headers)
+            response = conn.getresponse()
+            status, raw = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            reason = str(exc) or type(exc).__name__  # a bare timeout has no message
+            raise BackendUnavailable(
+                f"cannot reach the rtctl daemon at {self.where}: {reason}"
+            ) from None
+        finally:
+            conn.close()
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = None
+        if status == 200:
+            return data
+        error = from_http(status, data, self.where)
+        if status == 401:
+            error.message = self._explain_refusal(error.message)
+        raise error
+
+    def _explain_refusal(self, message: str) -> str:
+        if self._token is None:
+            return (
+                f"{message}: no admin token found (not configured, and no {self._token_from}); "
+                "set RTCTL_ADMIN_TOKEN or --admin-token, or run as the daemon's user"
+            )
+        return f"{message}: {self.where} refused the admin token from {self._token_from}"

@@ -1,0 +1,99 @@
+"""How each kind of record is shown: its JSON fields (a stable contract), its id, its
+table columns.
+
+Records travel as plain dicts in the admin API's JSON shapes; a ``View`` picks and
+orders what the user sees. ``-o json`` prints exactly ``fields`` for each record, so a
+field added to the API does not change the CLI's output until it is added here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    field: str
+    wide_only: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    fields: tuple[str, ...]
+    id_field: str
+    columns: tuple[Column, ...]
+
+    def json_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {f: row.get(f) for f in self.fields}
+
+    def visible(self, wide: bool) -> list[Column]:
+        return [c for c in self.columns if wide or not c.wide_only]
+
+    def epilog(self) -> str:
+        """What the command prints, for its help and docs/cli.md."""
+        table = " ".join(c.header for c in self.visible(False))
+        extra = " ".join(c.header for c in self.columns if c.wide_only)
+        wide = f" (-o wide adds {extra})" if extra else ""
+        return (
+            f"Columns: {table}{wide}. JSON fields: {', '.join(self.fields)}. "
+            f"-o name and -q print the {self.id_field}."
+        )
+
+
+def _cols(*spec: str) -> tuple[Column, ...]:
+    """``"HEADER=field"`` or ``"+HEADER=field"`` (wide only)."""
+    out = []
+    for item in spec:
+        header, _, name = item.lstrip("+").partition("=")
+        out.append(Column(header, name, wide_only=item.startswith("+")))
+    return tuple(out)
+
+
+SESSION = View(
+    fields=("sid", "user_id", "user_name", "node", "rooms", "connected_at", "last_seen_at"),
+    id_field="sid",
+    columns=_cols(
+        "SID=sid", "USER=user_id", "NAME=user_name", "NODE=node", "CONNECTED=connected_at",
+        "+LAST SEEN=last_seen_at", "ROOMS=rooms",
+    ),
+)  # fmt: skip
+NODE = View(
+    fields=("id", "host", "pid", "version", "started_at", "last_seen_at", "sessions"),
+    id_field="id",
+    columns=_cols(
+        "ID=id", "HOST=host", "PID=pid", "VERSION=version", "SESSIONS=sessions",
+        "STARTED=started_at", "+LAST SEEN=last_seen_at",
+    ),
+)  # fmt: skip
+USER = View(
+    fields=("user_id", "user_name", "sessions"),
+    id_field="user_id",
+    columns=_cols("USER=user_id", "NAME=user_name", "SESSIONS=sessions"),
+)
+ROOM = View(
+    fields=("room", "members"),
+    id_field="room",
+    columns=_cols("ROOM=room", "MEMBERS=members"),
+)
+USAGE = View(
+    fields=("model", "count", "sessions", "updated_at"),
+    id_field="model",
+    columns=_cols("MODEL=model", "COUNT=count", "UPDATED=updated_at", "+SESSIONS=sessions"),
+)
+KICK = View(
+    fields=("sid", "result"),
+    id_field="sid",
+    columns=_cols("SID=sid", "RESULT=result"),
+)
+SWEEP = View(
+    fields=("node", "sessions"),
+    id_field="node",
+    columns=_cols("NODE=node", "SESSIONS=sessions"),
+)
+SETTING = View(
+    fields=("name", "value", "source", "env", "help"),
+    id_field="name",
+    columns=_cols("NAME=name", "VALUE=value", "SOURCE=source", "+ENV=env", "+HELP=help"),
+)
