@@ -1,0 +1,187 @@
+"""Where documents live: an append-only log of updates plus one snapshot per document.
+
+Every update gets the next sequence number of its document; the snapshot covers
+every update up to ``base``, the log holds ``base + 1 .. seq``. Compaction replaces
+the snapshot and trims the log in one atomic step that only succeeds if nothing
+else compacted in between (the ``generation`` check), so appends racing it, from
+any node, and a second compactor never lose an update, and a crash at any point
+leaves either the old pair or the new one.
+
+``epoch`` names one life of a document: deleting a document and writing to the id
+again starts a new epoch, which tells a node that its loaded copy is stale.
+
+Two implementations: ``SqliteDocStore`` (embedded, ``rtctl.docs.sqlite``) and
+``RedisDocStore`` (``rtctl.docs.redis``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rtctl.errors import OperationFailed, PayloadTooLarge, UsageError
+from rtctl.state.base import iso
+
+MAX_DOC_BYTES = 16 << 20  # default bound on a document: snapshot + log
+DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
+
+
+def valid_doc_id(value: object) -> str:
+    """Document ids: 1 to 200 characters of ``A-Z a-z 0-9 _ . : @ + = -``, not starting
+    with punctuation. Safe in a Redis hash tag, a file name and a shell argument."""
+    if not isinstance(value, str) or not DOC_ID.fullmatch(value):
+        raise UsageError(
+            "document_id must be 1 to 200 characters of letters, digits and _ . : @ + = -,"
+            " starting with a letter or digit"
+        )
+    return value
+
+
+class DocumentTooLarge(PayloadTooLarge):
+    code = "document_too_large"
+
+
+class CompactionFailed(OperationFailed):
+    """The log could not be folded into a snapshot (history missing, an update that
+    does not decode); the document is left as it was."""
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    id: str
+    epoch: str
+    seq: int  # the last sequence number given out
+    base: int  # the snapshot holds every update up to this one
+    updates: int  # updates in the log, not yet in the snapshot (seq - base)
+    log_bytes: int
+    snapshot_bytes: int
+    generation: int  # compactions so far in this epoch
+    created_at: float
+    updated_at: float
+
+    @property
+    def bytes(self) -> int:
+        return self.log_bytes + self.snapshot_bytes
+
+    def to_json(self, sessions: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "updates": self.updates,
+            "bytes": self.bytes,
+            "updated_at": iso(self.updated_at),
+            "sessions": sessions or [],
+            "snapshot_bytes": self.snapshot_bytes,
+            "seq": self.seq,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class DocTail:
+    """What a reader lacks: the snapshot when its copy is older than ``base`` (or of
+    another epoch), and the log after what it has."""
+
+    epoch: str
+    seq: int
+    base: int
+    snapshot: bytes | None  # None: the reader's copy already covers ``base``; b"": start empty
+    updates: list[bytes]  # sequence numbers ``seq - len(updates) + 1 .. seq``
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    id: str
+    compacted: int  # updates folded into the snapshot (0: nothing to do)
+    before_bytes: int
+    after_bytes: int
+    generation: int
+
+
+class DocStore(Protocol):
+    async def append(self, doc_id: str, update: bytes) -> int:
+        """Append one (already validated) update; durable when this returns its seq.
+
+        Raises ``DocumentTooLarge`` when the document would exceed its bound."""
+        ...
+
+    async def read(self, doc_id: str, after: int = 0, epoch: str | None = None) -> DocTail | None:
+        """The updates after seq ``after`` of epoch ``epoch`` (the snapshot too when
+        ``after < base`` or the epoch differs). None if the document does not exist."""
+        ...
+
+    async def compact(self, doc_id: str) -> CompactResult | None:
+        """Fold the log into the snapshot. None if the document does not exist."""
+        ...
+
+    async def info(self, doc_id: str) -> DocInfo | None: ...
+
+    async def list(self) -> list[DocInfo]: ...
+
+    async def delete(self, doc_id: str) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CompactPlan:
+    """What a compactor read: the snapshot and the log ``base + 1 .. seq`` of one
+    generation. Committing it succeeds only while epoch and generation are unchanged."""
+
+    epoch: str
+    generation: int
+    base: int
+    seq: int
+    snapshot: bytes | None
+    updates: list[bytes]
+    snapshot_bytes: int
+    log_bytes: int  # the whole log when read (equal to the updates' bytes)
+
+    @property
+    def bytes(self) -> int:
+        return self.snapshot_bytes + self.log_bytes
+
+    @property
+    def updates_bytes(self) -> int:
+        return sum(len(u) for u in self.updates)
+
+
+async def merge_plan(doc_id: str, plan: CompactPlan) -> bytes:
+    """The new snapshot for ``plan``, merged on a worker thread (never on the event loop)."""
+    from rtctl.docs import yjs  # (here: keeps this module free of pycrdt)
+
+    try:
+        return await asyncio.to_thread(yjs.merge, plan.snapshot, plan.updates)
+    except (UsageError, ValueError) as exc:  # PendingHistory, MalformedUpdate; pycrdt refusing
+        raise CompactionFailed(
+            f"document {doc_id}: cannot compact updates {plan.base + 1}..{plan.seq}:"
+            f" {exc}; the document is unchanged"
+        ) from exc
+
+
+async def compact_in_steps(
+    doc_id: str,
+    read: Callable[[str], Awaitable[CompactPlan | None]],
+    commit: Callable[[str, CompactPlan, bytes], Awaitable[CompactResult | None]],
+    *,
+    attempts: int = 2,
+) -> CompactResult | None:
+    """Read, merge off the loop, commit if nothing else compacted meanwhile (``commit``
+    returns None then); a lost race is retried from scratch, ``attempts`` times in all,
+    after which the result reports nothing compacted. None if the document is absent."""
+    result: CompactResult | None = None
+    for _ in range(attempts):
+        plan = await read(doc_id)
+        if plan is None:
+            return None
+        result = CompactResult(doc_id, 0, plan.bytes, plan.bytes, plan.generation)
+        if not plan.updates:
+            return result
+        done = await commit(doc_id, plan, await merge_plan(doc_id, plan))
+        if done is not None:
+            return done
+    return result
