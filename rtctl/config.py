@@ -62,6 +62,9 @@ class Settings:
     connect_timeout: float = _opt(45.0, "seconds a new connection has to authenticate")
     usage_ttl: float = _opt(30.0, "seconds a model usage mark lives unless renewed")
     node_ttl: float = _opt(15.0, "Redis mode: seconds without a heartbeat before a node is dead")
+    doc_max_update: int = _opt(512 * 1024, "largest Yjs update a client may send, in bytes")
+    doc_max_bytes: int = _opt(32 * 1024 * 1024, "largest document (snapshot plus log), in bytes")
+    doc_compact_updates: int = _opt(500, "log length past which a document is compacted")
     drain_grace: float = _opt(10.0, "seconds SIGTERM waits for clients and tasks to finish")
     log_level: str = _opt("info", "debug, info, warning or error")
 
@@ -93,9 +96,12 @@ class Settings:
             out.append(
                 f"prefix: {self.prefix!r} must be non-empty, without spaces, braces, ':' or globs"
             )
-        for name in ("max_payload", "rate_burst"):
+        for name in ("max_payload", "rate_burst", "doc_max_update", "doc_max_bytes",
+                     "doc_compact_updates"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be positive")
+        if self.doc_max_update > self.doc_max_bytes:
+            out.append("doc_max_update: cannot exceed doc_max_bytes")
         for name in ("rate_limit", "max_sessions_per_user", "connect_rate"):
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")

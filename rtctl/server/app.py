@@ -16,6 +16,9 @@ from typing import Any
 from rtctl._version import __version__
 from rtctl.auth import TokenVerifier
 from rtctl.config import Settings
+from rtctl.docs import open_doc_store
+from rtctl.docs.operator import DocOperator
+from rtctl.docs.service import DocService
 from rtctl.hub.hub import Hub
 from rtctl.hub.operator import Operator
 from rtctl.hub.peers import Command, LocalPeers, Peers
@@ -58,6 +61,7 @@ class Components:
     asgi: Any
     bus: Any = None  # rtctl.server.bus.RedisBus in a Redis deployment
     reaper: Any = None  # rtctl.state.reaper.Reaper in a Redis deployment
+    docs: Any = None  # rtctl.docs.service.DocService
 
 
 def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
@@ -110,11 +114,17 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
 
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
+    docs = DocService(open_doc_store(settings), pool, transport, state,
+                      max_update=min(settings.doc_max_update, settings.max_payload),
+                      compact_updates=settings.doc_compact_updates)  # fmt: skip
+    for name, handler in docs.events().items():
+        endpoint.register(name, handler)
+    endpoint.on_session_closed(docs.session_closed)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
-                     cleanup)  # fmt: skip
+                     cleanup, DocOperator(docs.store, state))  # fmt: skip
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper)  # fmt: skip
+                      reaper, docs)  # fmt: skip
 
 
 def _reaper(state: StateBackend, node_id: str) -> Any:

@@ -49,6 +49,9 @@ class Daemon(uvicorn.Server):
     async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
         state, bus = self.parts.hub.state, self.parts.bus
         await state.start()
+        docs = self.parts.docs
+        if docs is not None:
+            await docs.start()
         if bus is not None:
             await bus.start()  # keeps reconnecting by itself while Redis is away
         self._loops.append(asyncio.create_task(self._announce_when_listening()))
@@ -61,6 +64,8 @@ class Daemon(uvicorn.Server):
                 task.cancel()
             if bus is not None:
                 await bus.close()
+            if docs is not None:
+                await docs.close()  # after the clients are gone: every update is flushed
             await state.close()
             if self._drain_task is not None:
                 self._captured_signals.clear()  # drained on purpose: exit 0, not re-raise SIGTERM

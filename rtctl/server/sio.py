@@ -200,6 +200,7 @@ class SocketIOEndpoint:
         self.draining = draining
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Future[None]] = set()
+        self._close_hooks: list[Callable[[str], Awaitable[None]]] = []
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("*", self.on_unknown)
@@ -218,6 +219,10 @@ class SocketIOEndpoint:
     def register(self, name: str, handler: EventHandler) -> None:
         """Add a client event (used by documents and tasks)."""
         self.sio.on(name, self._guard(name, handler))
+
+    def on_session_closed(self, hook: Callable[[str], Awaitable[None]]) -> None:
+        """Run ``hook(sid)`` when a session disconnects, before it leaves the pool."""
+        self._close_hooks.append(hook)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         pool = self.hub.pool
@@ -272,6 +277,11 @@ class SocketIOEndpoint:
         if timer is not None:
             timer.cancel()
         self.transport.fail_calls(sid)
+        for hook in self._close_hooks:
+            try:
+                await hook(sid)
+            except Exception:  # one failing hook must not keep the session in the pool
+                log.exception("disconnect hook failed for %s", sid)
         try:
             await self.hub.pool.close(sid)
         except RtctlError as exc:

@@ -46,9 +46,15 @@ CLIENT_EVENTS = [
     "join-channels",
     "events:channel",
     "usage",
+    "ydoc:document:join",
+    "ydoc:document:state",
+    "ydoc:document:update",
+    "ydoc:sync",
+    "ydoc:awareness:update",
+    "ydoc:document:leave",
 ]
 # names no handler serves, including those python-socketio reserves for its own
-OTHER_EVENTS = ["connect", "disconnect", "*", "connect_error", "error", "message", "ydoc:sync"]
+OTHER_EVENTS = ["connect", "disconnect", "*", "connect_error", "error", "message", "ydoc:nope"]
 ACK_TIMEOUT = 5.0
 
 
@@ -120,13 +126,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     d = DaemonProcess(port, data_dir, env).start()
     loop = LoopThread()
-    grants = {"name": "Fuzzer", "channels": ["fuzz-room", "g-*"]}
+    # one document, already joined: fuzzed document events reach the update paths
+    grants = {"name": "Fuzzer", "channels": ["fuzz-room", "g-*"], "docs": ["fz1"]}
 
     async def setup() -> tuple[LiveClient, LiveClient]:
         fuzzer = await LiveClient(d, d.token("fuzz-a", **grants)).connect()
         bystander = await LiveClient(d, d.token("fuzz-b", channels=["fuzz-room"])).connect()
         for c in (fuzzer, bystander):
             assert (await c.call("channel:join", {"channel_id": "fuzz-room"}))["ok"] is True
+        assert (await fuzzer.call("ydoc:document:join", {"document_id": "fz1"}))["ok"] is True
         return fuzzer, bystander
 
     fuzzer, bystander = loop.run(setup())
