@@ -36,6 +36,7 @@ def _root(
 def build() -> typer.Typer:
     from rtctl.cli import (
         config,
+        docs,
         events,
         nodes,
         pool,
@@ -64,7 +65,7 @@ def build() -> typer.Typer:
     for module in (nodes, sessions, users, rooms, usage):
         root.add_typer(module.app)
     root.registered_commands.extend(events.app.registered_commands)
-    for module in (pool, token, config):
+    for module in (pool, docs, token, config):
         root.add_typer(module.app)
     return root
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from rtctl._version import __version__
@@ -23,6 +23,9 @@ from rtctl.state.keys import Keys
 from rtctl.state.redis import RedisState
 from rtctl.state.redis_peers import RedisPeers
 from rtctl.state.redis_url import open_client
+
+if TYPE_CHECKING:
+    from rtctl.docs.operator import DocOperator
 
 Record = dict[str, Any]
 T = TypeVar("T")
@@ -83,6 +86,30 @@ class RedisRemote:
 
         return asyncio.run(go())
 
+    def _run_docs(self, action: Callable[[DocOperator], Awaitable[T]]) -> T:
+        """Like ``_run``, with a ``DocOperator`` on the deployment's document store."""
+        from rtctl.docs.operator import DocOperator
+        from rtctl.docs.redis import RedisDocStore
+
+        async def go() -> T:
+            from redis.exceptions import RedisError
+
+            s = self.settings
+            client = open_client(s.redis_url, cluster=s.redis_cluster)
+            state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
+            store = RedisDocStore(client, s.prefix, max_doc_bytes=s.doc_max_bytes,
+                                  close_client=False)  # fmt: skip
+            try:
+                await state.ping()
+                return await action(DocOperator(store, state))
+            except (RedisError, OSError) as exc:
+                raise BackendUnavailable(f"{self.where}: {exc}") from exc
+            finally:
+                await store.close()
+                await state.close()  # closes the client the two share
+
+        return asyncio.run(go())
+
     def status(self) -> Record:
         async def status(op: Operator) -> Record:
             nodes = await op.nodes()
@@ -139,6 +166,22 @@ class RedisRemote:
             return (await Reaper(op.state, self.origin).sweep(dry_run=dry_run)).to_json()
 
         return self._run(sweep)
+
+    def docs(self) -> list[Record]:
+        return self._run_docs(lambda docs: docs.list())
+
+    def doc_info(self, doc_id: str) -> Record:
+        return self._run_docs(lambda docs: docs.info(doc_id))
+
+    def doc_compact(self, ids: list[str] | None = None, *, all_docs: bool = False) -> list[Record]:
+        return self._run_docs(lambda docs: docs.compact(None if all_docs else ids,
+                                                        all_docs=all_docs))  # fmt: skip
+
+    def doc_export(self, doc_id: str, fmt: str) -> bytes:
+        return self._run_docs(lambda docs: docs.export(doc_id, fmt))
+
+    def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
+        return self._run_docs(lambda docs: docs.delete(doc_id, dry_run=dry_run))
 
 
 async def _json(records: Awaitable[list[Any]]) -> list[Record]:

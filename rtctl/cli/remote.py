@@ -53,8 +53,25 @@ class Remote(Protocol):
     def cleanup(self, *, dry_run: bool) -> Record:
         """``{dry_run, complete, sessions, nodes: [{node, sessions}…]}``."""
 
+    def docs(self) -> list[Record]:
+        """Every document: ``{id, updates, bytes, updated_at, sessions, …}``."""
+
+    def doc_info(self, doc_id: str) -> Record:
+        """One document; ``NotFound`` if there is none."""
+
+    def doc_compact(self, ids: list[str] | None = None, *, all_docs: bool = False) -> list[Record]:
+        """Per document ``{id, result, compacted, before_bytes, after_bytes, error}``."""
+
+    def doc_export(self, doc_id: str, fmt: str) -> bytes:
+        """The document's state as ``update``, ``json`` or ``text`` (``NotFound``)."""
+
+    def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
+        """The document as it was, with ``deleted`` and ``dry_run``; ``OperationFailed``
+        while sessions are in it."""
+
 
 REQUEST_TIMEOUT = 10.0  # seconds to connect and answer; past it the daemon counts as unreachable
+LONG_TIMEOUT = 120.0  # requests that merge whole documents (compact, export)
 
 REMOTES: dict[str, str] = {
     "embedded": "rtctl.cli.remote:AdminApiRemote",
@@ -142,6 +159,32 @@ class AdminApiRemote:
         result: Record = self._request("POST", "/pool/cleanup", {"dry_run": dry_run})
         return result
 
+    def docs(self) -> list[Record]:
+        return self._list("/docs")
+
+    def doc_info(self, doc_id: str) -> Record:
+        result: Record = self._request("GET", f"/docs/{quote(doc_id, safe='')}")
+        return result
+
+    def doc_compact(self, ids: list[str] | None = None, *, all_docs: bool = False) -> list[Record]:
+        body: Record = {"all": True} if all_docs else {"ids": ids or []}
+        # a compaction merges whole documents: give it longer than a listing
+        result = self._request("POST", "/docs/compact", body, timeout=LONG_TIMEOUT)
+        if not isinstance(result, dict) or not isinstance(result.get("results"), list):
+            raise OperationFailed(f"unexpected answer from {self.where}{self.API}/docs/compact")
+        results: list[Record] = result["results"]
+        return results
+
+    def doc_export(self, doc_id: str, fmt: str) -> bytes:
+        path = f"/docs/{quote(doc_id, safe='')}/export?{urlencode({'format': fmt})}"
+        data: bytes = self._request("GET", path, timeout=LONG_TIMEOUT, raw=True)
+        return data
+
+    def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
+        path = f"/docs/{quote(doc_id, safe='')}" + ("?dry_run=1" if dry_run else "")
+        result: Record = self._request("DELETE", path)
+        return result
+
     def _list(self, path: str) -> list[Record]:
         result = self._request("GET", path)
         if not isinstance(result, list):
@@ -149,8 +192,15 @@ class AdminApiRemote:
         return result
 
     def _request(
-        self, method: str, path: str, body: Any = None, *, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float | None = None,
+        raw: bool = False,
     ) -> Any:
+        """The answer's JSON (its bytes with ``raw``); an error answer raises."""
         import http.client  # deferred: only commands that reach the daemon pay for it
 
         parts = self._parts
@@ -169,7 +219,7 @@ class AdminApiRemote:
         try:
             conn.request(method, full, payload, headers)
             response = conn.getresponse()
-            status, raw = response.status, response.read()
+            status, content = response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:
             reason = str(exc) or type(exc).__name__  # a bare timeout has no message
             raise BackendUnavailable(
@@ -177,8 +227,10 @@ class AdminApiRemote:
             ) from None
         finally:
             conn.close()
+        if status == 200 and raw:
+            return content
         try:
-            data = json.loads(raw) if raw else None
+            data = json.loads(content) if content else None
         except ValueError:
             data = None
         if status == 200:

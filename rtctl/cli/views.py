@@ -97,3 +97,24 @@ SETTING = View(
     id_field="name",
     columns=_cols("NAME=name", "VALUE=value", "SOURCE=source", "+ENV=env", "+HELP=help"),
 )
+DOC = View(
+    fields=("id", "updates", "bytes", "updated_at", "sessions"),
+    id_field="id",
+    columns=_cols(
+        "ID=id", "UPDATES=updates", "BYTES=bytes", "SESSIONS=session_count", "UPDATED=updated_at",
+        "+SNAPSHOT=snapshot_bytes", "+CREATED=created_at", "+SIDS=sessions",
+    ),
+)  # fmt: skip
+DOC_INFO = View(
+    fields=(*DOC.fields, "seq", "snapshot_bytes", "created_at"),
+    id_field="id",
+    columns=DOC.columns,
+)
+DOC_COMPACT = View(
+    fields=("id", "result", "compacted", "before_bytes", "after_bytes", "error"),
+    id_field="id",
+    columns=_cols(
+        "ID=id", "RESULT=result", "COMPACTED=compacted", "BEFORE=before_bytes",
+        "AFTER=after_bytes", "ERROR=error",
+    ),
+)  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 
 from rtctl import errors
 from rtctl._version import __version__
+from rtctl.docs.operator import EXPORT_CONTENT_TYPES, EXPORT_FORMATS, DocOperator, export_format
 from rtctl.hub.operator import Operator
 from rtctl.hub.transport import user_room
 from rtctl.server.metrics import Metrics
@@ -34,6 +35,7 @@ HTTP_STATUS: list[tuple[type[errors.RtctlError], int]] = [
 ]
 
 API = "/api/v1"
+FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
 TARGET_SCHEMA = {"user": {"type": "string"}, "room": {"type": "string"}, "sid": {"type": "string"}}
 
 
@@ -51,6 +53,14 @@ def _target(body: dict[str, Any]) -> str:
     if not isinstance(value, str):
         raise errors.UsageError(f"{key} must be a string")
     return user_room(value) if key == "user" else value
+
+
+def _flag(query: dict[str, str], key: str) -> bool:
+    """A boolean query parameter: absent, ``0``/``false`` or ``1``/``true``."""
+    value = query.get(key, "0").lower()
+    if value not in FLAG_VALUES:
+        raise errors.UsageError(f"{key} must be 1 or 0 (true or false)")
+    return FLAG_VALUES[value]
 
 
 def _str_list(body: dict[str, Any], key: str) -> list[str]:
@@ -74,12 +84,15 @@ class AdminApp:
         ready: Callable[[], tuple[bool, str]],
         max_body: int,
         cleanup: Callable[[bool], Awaitable[dict[str, Any]]],
+        docs: DocOperator,
     ) -> None:
         self.operator, self.node_id, self.cleanup = operator, node_id, cleanup
+        self.docs = docs
         self.metrics, self.ready = metrics, ready
         self._token = admin_token.encode()
         self.router = Router("rtctl admin API", __version__, max_body)
         self._declare()
+        self._declare_docs()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -287,3 +300,57 @@ class AdminApp:
             if not all(v is None or isinstance(v, str) for v in (jti, user)):
                 raise errors.UsageError("jti and user must be strings")
             return Response.json(await op.revoke(jti=jti, user_id=user))
+
+    def _declare_docs(self) -> None:
+        r, docs = self.router, self.docs
+
+        @r.route("GET", f"{API}/docs", "Collaborative documents and the sessions in each")
+        async def docs_list(req: Request) -> Response:
+            return Response.json(await docs.list())
+
+        @r.route(
+            "POST",
+            f"{API}/docs/compact",
+            "Fold documents' update logs into their snapshots",
+            body={
+                "type": "object",
+                "properties": {"ids": {"type": "array"}, "all": {"type": "boolean"}},
+            },
+        )
+        async def docs_compact(req: Request) -> Response:
+            body = req.json()
+            if ("ids" in body) == ("all" in body):
+                raise errors.UsageError("give exactly one of ids or all")
+            if "all" in body:
+                if body["all"] is not True:
+                    raise errors.UsageError("all must be true")
+                return Response.json({"results": await docs.compact(all_docs=True)})
+            ids = _str_list(body, "ids")
+            if not ids:
+                raise errors.UsageError("ids must name at least one document")
+            return Response.json({"results": await docs.compact(ids)})
+
+        @r.route("GET", f"{API}/docs/{{id}}", "One document and the sessions in it")
+        async def docs_info(req: Request) -> Response:
+            return Response.json(await docs.info(req.params["id"]))
+
+        @r.route(
+            "GET",
+            f"{API}/docs/{{id}}/export",
+            f"A document's whole state as {', '.join(EXPORT_FORMATS)} (default update)",
+            query={"format": "string"},
+        )
+        async def docs_export(req: Request) -> Response:
+            fmt = export_format(req.query.get("format", "update"))
+            data = await docs.export(req.params["id"], fmt)
+            return Response(200, data, EXPORT_CONTENT_TYPES[fmt])
+
+        @r.route(
+            "DELETE",
+            f"{API}/docs/{{id}}",
+            "Delete a document nobody is in (or check that it could be, with dry_run=1)",
+            query={"dry_run": "boolean"},
+        )
+        async def docs_delete(req: Request) -> Response:
+            dry_run = _flag(req.query, "dry_run")
+            return Response.json(await docs.delete(req.params["id"], dry_run=dry_run))

@@ -40,6 +40,11 @@ PROTECTED = {
     ("POST", "/api/v1/call"),
     ("POST", "/api/v1/pool/cleanup"),
     ("POST", "/api/v1/tokens/revoke"),
+    ("GET", "/api/v1/docs"),
+    ("GET", "/api/v1/docs/{id}"),
+    ("POST", "/api/v1/docs/compact"),
+    ("GET", "/api/v1/docs/{id}/export"),
+    ("DELETE", "/api/v1/docs/{id}"),
 }
 SESSION_FIELDS = {"sid", "user_id", "user_name", "node", "rooms", "connected_at", "last_seen_at"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
