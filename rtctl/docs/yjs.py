@@ -34,6 +34,9 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 _XML_ELEMENT, _XML_HOOK = 3, 5  # type refs that carry a name
 
 
+_CLIENT_IDS: dict[bytes, int] = {}  # 8-byte varint encodings seen -> their value
+
+
 class MalformedUpdate(UsageError):
     code = "invalid_update"
 
@@ -58,15 +61,32 @@ class Decoder:
         return b
 
     def uint(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
+        data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:  # the common one-byte case, inline
+            self.pos = pos + 1
+            return data[pos]
+        # Client ids are random 53-bit numbers: 8-byte varints, read over and over.
+        key = data[pos : pos + 8]
+        cached = _CLIENT_IDS.get(key)
+        if cached is not None:
+            self.pos = pos + 8
+            return cached
+        start, value, shift, end = pos, 0, 0, len(data)
+        while pos < end:
+            b = data[pos]
+            pos += 1
             value |= (b & 0x7F) << shift
             if b < 0x80:
+                self.pos = pos
+                if pos - start == 8:
+                    if len(_CLIENT_IDS) >= 4096:
+                        _CLIENT_IDS.clear()
+                    _CLIENT_IDS[key] = value
                 return value
             shift += 7
             if shift > 63:
                 raise MalformedUpdate("variable-length integer is too long")
+        raise MalformedUpdate("unexpected end of data")
 
     def sint(self) -> int:
         b = self.byte()
@@ -98,8 +118,13 @@ class Decoder:
         return self.take(self.count())
 
     def string(self) -> str:
+        n = self.uint()
+        pos = self.pos
+        if n > len(self.data) - pos:
+            raise MalformedUpdate("unexpected end of data")
+        self.pos = pos + n
         try:
-            return self.buf().decode("utf-8")
+            return self.data[pos : pos + n].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedUpdate("string is not UTF-8") from exc
 
@@ -180,12 +205,15 @@ class UpdateShape:
         )
 
     def _ref(self, d: Decoder) -> None:
-        client, clock = d.uint(), d.uint()
+        client = d.uint()
+        clock = d.uint()
         if self.refs.get(client, 0) <= clock:
             self.refs[client] = clock + 1
 
 
 def _utf16_length(text: str) -> int:
+    if text.isascii():
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -394,7 +422,11 @@ def apply_checked(doc: pycrdt.Doc, update: bytes, shape: UpdateShape | None = No
     subscription = doc.observe(lambda _: changed.append(True))  # fires only on a change
     try:
         doc.apply_update(bytes(update))
-    except ValueError as exc:
+    except BaseException as exc:
+        # pycrdt refuses structurally invalid updates with ValueError or RuntimeError,
+        # and a panic in yrs surfaces as a BaseException; none may escape as a crash
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         raise CopyPolluted(f"pycrdt refused an update that decoded: {exc}") from exc
     finally:
         doc.unobserve(subscription)
