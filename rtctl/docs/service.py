@@ -37,8 +37,10 @@ log = logging.getLogger("rtctl.docs")
 
 MAX_AWARENESS_CLIENTS = 16  # awareness client ids one session may speak for, per document
 MAX_AWARENESS_BYTES = 64 * 1024
-COMPACT_LOG_RATIO = 2.0  # compact once the log holds twice the snapshot's bytes...
-COMPACT_HARD_FACTOR = 20  # ...or, whatever the bytes, this many times the update threshold
+COMPACT_LOG_RATIO = 4.0  # compact once the log holds 4x the snapshot's bytes (amplification
+COMPACT_HARD_FACTOR = 40  # <= 1.25x), or, to bound a cold load's replay, this many times
+# the update threshold whatever the bytes
+BINARY_STATE_ABOVE = 64 * 1024  # a larger state goes binary unless the client asks otherwise
 
 
 def doc_room(doc_id: str) -> str:
@@ -77,9 +79,10 @@ def _update_bytes(value: Any, limit: int, what: str = "update") -> tuple[bytes, 
     elif isinstance(value, list):
         if len(value) > limit:
             raise PayloadTooLarge(f"{what} is larger than {limit} bytes")
-        if not all(type(b) is int and 0 <= b <= 255 for b in value):
-            raise UsageError(f"{what} must be binary or an array of byte values 0-255")
-        data, binary = bytes(value), False
+        try:  # bytes() checks every element is an int in 0..255, at C speed
+            data, binary = bytes(value), False
+        except (TypeError, ValueError):
+            raise UsageError(f"{what} must be binary or an array of byte values 0-255") from None
     else:
         raise UsageError(f"{what} must be binary or an array of byte values")
     if len(data) > limit:
@@ -207,7 +210,7 @@ class DocService:
             if first:
                 self._forget(sid, doc)
             raise
-        await self._send_state(sid, doc, binary=body.get("binary") is True)
+        await self._send_state(sid, doc, binary=body.get("binary"))
         if first:
             await self.transport.emit(
                 "ydoc:user:joined",
@@ -225,12 +228,17 @@ class DocService:
         if doc is None or sid not in doc.sids:
             return await self.join(sid, data)  # asking for the state implies joining
         await self._catch_up(doc)
-        await self._send_state(sid, doc, binary=body.get("binary") is True)
+        await self._send_state(sid, doc, binary=body.get("binary"))
         return {"ok": True, "document_id": doc_id}
 
-    async def _send_state(self, sid: str, doc: LoadedDoc, *, binary: bool) -> None:
+    async def _send_state(self, sid: str, doc: LoadedDoc, *, binary: Any) -> None:
+        """The whole document to one session: as the client asked (``binary``), else
+        an array of byte values up to ``BINARY_STATE_ABOVE`` and binary past it (a
+        megabyte as a JSON array costs the event loop half a second to encode)."""
         sessions = [s.sid for s in await self.state.list_sessions(room=doc_room(doc.id))]
         state = doc.ydoc.get_update()
+        if not isinstance(binary, bool):
+            binary = len(state) > BINARY_STATE_ABOVE
         await self.transport.emit(
             "ydoc:document:state",
             {"document_id": doc.id, "state": _in_kind(state, binary), "sessions": sessions},
@@ -433,9 +441,8 @@ class DocService:
         return task
 
     async def start(self) -> None:
-        start = getattr(self.store, "start", None)
-        if start is not None:
-            await start()
+        await self.store.start()
+        pycrdt.Doc()  # the first document pycrdt makes costs milliseconds: not a client's
 
     async def close(self) -> None:
         for task in list(self._tasks):

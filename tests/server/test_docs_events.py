@@ -346,3 +346,20 @@ async def test_two_daemons_on_redis_share_documents(
     finally:
         await a.client.close()
         await b.client.close()
+
+
+async def test_a_large_state_goes_binary_unless_asked_otherwise(daemon: DaemonProcess) -> None:
+    a = Editor(await connect(daemon, "alice", **grants()), "note:big", binary=True)
+    b = await connect(daemon, "bob", **grants())
+    try:
+        await a.join()
+        assert (await a.edit(0, "x" * 100_000))["seq"] == 1
+        await b.call("ydoc:document:join", {"document_id": "note:big"})
+        await b.call("ydoc:document:state", {"document_id": "note:big", "binary": False})
+        default, asked = await until(lambda: len(b.received("ydoc:document:state")) == 2
+                                     and b.received("ydoc:document:state"))  # fmt: skip
+        assert isinstance(default["state"], bytes) and isinstance(asked["state"], list)
+        assert bytes(asked["state"]) == default["state"]
+    finally:
+        await a.client.close()
+        await b.close()
