@@ -37,9 +37,12 @@ log = logging.getLogger("rtctl.docs")
 
 MAX_AWARENESS_CLIENTS = 16  # awareness client ids one session may speak for, per document
 MAX_AWARENESS_BYTES = 64 * 1024
-COMPACT_LOG_RATIO = 4.0  # compact once the log holds 4x the snapshot's bytes (amplification
-COMPACT_HARD_FACTOR = 40  # <= 1.25x), or, to bound a cold load's replay, this many times
-# the update threshold whatever the bytes
+# Compact once the log holds 4x the snapshot's bytes (write amplification <= 1.25x), or,
+# to bound the replay of a cold load, once it holds this many times the update threshold
+# and at least 2x the snapshot's bytes (amplification <= 1.5x still).
+COMPACT_LOG_RATIO = 4.0
+COMPACT_HARD_FACTOR = 40
+COMPACT_HARD_RATIO = 2.0
 BINARY_STATE_ABOVE = 64 * 1024  # a larger state goes binary unless the client asks otherwise
 
 
@@ -421,7 +424,10 @@ class DocService:
             if info is None:
                 return
             doc.base = max(doc.base, info.base)
-            hard = info.updates >= self.compact_updates * COMPACT_HARD_FACTOR
+            hard = (
+                info.updates >= self.compact_updates * COMPACT_HARD_FACTOR
+                and info.log_bytes >= info.snapshot_bytes * COMPACT_HARD_RATIO
+            )
             small = info.log_bytes < info.snapshot_bytes * COMPACT_LOG_RATIO
             if info.updates < self.compact_updates or (small and not hard):
                 # rewriting a big snapshot for a little log costs more than it saves
