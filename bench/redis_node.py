@@ -15,7 +15,7 @@
   python bench/redis_node.py levers --redis-url U --prefix X --sessions N --data-dir D
       CPU per emit of one daemon's emit path and RedisBus, as is and with publishing changed
       in this process only (linger, one EVALSHA per batch), and per message received through
-      redis-py's PubSub vs a raw hiredis reader; prints one JSON line.
+      redis-py's PubSub vs a raw hiredis reader vs RedisBus's listener; prints one JSON line.
 
 Driver commands (one JSON object a line on stdin; one JSON answer a line on stdout):
   {"op": "drive", "rooms": [...], "n": N, "via": "emit"|"operator", "concurrency": C, "rate": R}
@@ -94,6 +94,13 @@ async def command_loop(emit_for: Callable[[str], Emit], drained: Callable[[], bo
 # rtctl ---------------------------------------------------------------------------------------
 
 
+def bus_idle(bus: Any) -> bool:
+    """Nothing queued or on its way (``RedisBus.idle``; older buses: from their internals)."""
+    if hasattr(bus, "idle"):
+        return bool(bus.idle)
+    return not bus._outbox and (bus._flushing is None or bus._flushing.done())
+
+
 def run_rtctl(args: argparse.Namespace) -> None:
     from rtctl.config import load_settings
     from rtctl.server import lifecycle
@@ -111,9 +118,7 @@ def run_rtctl(args: argparse.Namespace) -> None:
                 await operator.emit(event, data, to=room)  # what POST /api/v1/emit runs
 
             def drained() -> bool:  # the batched publisher has sent everything queued
-                return bus is None or (
-                    not bus._outbox and (bus._flushing is None or bus._flushing.done())
-                )
+                return bus is None or bus_idle(bus)
 
             emitters = {"emit": via_emit, "operator": via_operator}
             self._loops.append(asyncio.create_task(command_loop(emitters.__getitem__, drained)))
@@ -307,11 +312,13 @@ PUBLISH_MANY = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1
 
 async def levers(args: argparse.Namespace) -> dict[str, Any]:
     """In one daemon's pieces (build(), not served): CPU per emit to a room on another node,
-    with the bus as it is and with publishing changed in this process only."""
+    with the bus as it is and with publishing changed in this process only; then CPU per
+    message received by redis-py's PubSub, a raw hiredis reader, and the bus's listener."""
     import hiredis
 
     from rtctl.config import load_settings
     from rtctl.server.app import build
+    from rtctl.server.bus import RedisBus
     from rtctl.server.lifecycle import tune_gc
 
     env = {"RTCTL_REDIS_URL": args.redis_url, "RTCTL_PREFIX": args.prefix,
@@ -327,11 +334,20 @@ async def levers(args: argparse.Namespace) -> dict[str, Any]:
     rooms = [f"user:elsewhere{i}" for i in range(100)]
     batches: list[int] = []
 
+    def take(limit: int) -> list[tuple[str, bytes]]:
+        batch = bus._outbox[:limit]
+        del bus._outbox[:limit]
+        if hasattr(bus, "_outbox_bytes"):  # the bounded outbox counts its bytes
+            bus._outbox_bytes -= sum(len(m) for _, m in batch)
+        return batch
+
     def flusher(linger: float, use_eval: bool) -> Callable[[], Awaitable[None]]:
+        """Linger 0, pipelined: the bus as it was before the flush window and EVALSHA."""
+
         async def flush() -> None:
             await asyncio.sleep(linger)
             while bus._outbox:
-                batch, bus._outbox = bus._outbox[:512], bus._outbox[512:]
+                batch = take(512)
                 batches.append(len(batch))
                 if use_eval:
                     await script(keys=[], args=[x for pair in batch for x in pair])
@@ -348,8 +364,8 @@ async def levers(args: argparse.Namespace) -> dict[str, Any]:
     real_publish, real_flush = bus.publish, bus._flush
     variants: list[tuple[str, Any, Any]] = [
         ("emit path only (publish is a no-op)", lambda c, m: None, real_flush),
-        ("as is (RedisBus._flush)", real_publish, real_flush),
-        ("same, re-implemented here to count batches", real_publish, flusher(0, False)),
+        ("as is (RedisBus)", real_publish, real_flush),
+        ("one pipeline per loop turn (the bus before)", real_publish, flusher(0, False)),
         ("linger 1 ms, pipelined PUBLISH", real_publish, flusher(0.001, False)),
         ("linger 1 ms, one EVALSHA per batch", real_publish, flusher(0.001, True)),
         ("linger 2 ms, one EVALSHA per batch", real_publish, flusher(0.002, True)),
@@ -357,19 +373,25 @@ async def levers(args: argparse.Namespace) -> dict[str, Any]:
     for label, publish, flush in variants:
         bus.publish, bus._flush = publish, flush  # type: ignore[method-assign]
         batches.clear()
+        sent0 = (getattr(bus, "published", 0), getattr(bus, "batches", 0))
         gc.collect()
         cpu0, t0 = time.process_time(), time.perf_counter()
         for i in range(n):
             await transport.emit("bench:t", {"seq": i, "t": 0.0, "body": BODY}, to=rooms[i % 100])
             await asyncio.sleep(0)
-        while bus._outbox or (bus._flushing is not None and not bus._flushing.done()):
+        while not bus_idle(bus):
             await asyncio.sleep(0.001)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+        mean: float | None = sum(batches) / len(batches) if batches else None
+        if flush is real_flush and publish is real_publish and hasattr(bus, "batches"):
+            sent, count = bus.published - sent0[0], bus.batches - sent0[1]
+            mean = sent / count if count else None
         out[label] = {"us_per_emit": cpu / n * 1e6, "emits_per_s": n / wall,
-                      "mean_batch": sum(batches) / len(batches) if batches else None}  # fmt: skip
+                      "mean_batch": mean}  # fmt: skip
     bus.publish, bus._flush = real_publish, real_flush  # type: ignore[method-assign]
 
-    # the receiving side: redis-py PubSub.get_message (what RedisBus._pump does) vs a raw reader
+    # the receiving side, each with a no-op handler: redis-py's PubSub.get_message (the bus's
+    # listener before, and still on a Cluster) vs a raw hiredis reader vs the bus's listener
     channel, message = f"{args.prefix}:levers", b"\x01R" + b"x" * 300
     pairs = [channel, message] * 1000
 
@@ -409,7 +431,24 @@ async def levers(args: argparse.Namespace) -> dict[str, Any]:
         "us_per_msg": (time.process_time() - cpu0) / n * 1e6
     }
     writer.close()
-    # the publisher's share, to subtract from both receive figures
+    received = 0
+
+    async def count(channel: str, data: bytes) -> None:
+        nonlocal received
+        received += 1
+
+    listener = RedisBus(bus.redis, channel, count, sharded=False)
+    await listener.start()
+    await listener.connected.wait()
+    await asyncio.sleep(0.05)  # (a bus before this change reports connected before it is)
+    cpu0 = time.process_time()
+    sender = asyncio.create_task(publish_all())
+    while received < n:
+        await asyncio.sleep(0.001)
+    await sender
+    out["receive: RedisBus listener as is"] = {"us_per_msg": (time.process_time() - cpu0) / n * 1e6}
+    await listener.close()
+    # the publisher's share, to subtract from the receive figures
     cpu0 = time.process_time()
     await publish_all()
     out["publishing those (EVALSHA x1000)"] = {"us_per_msg": (time.process_time() - cpu0) / n * 1e6}

@@ -3,7 +3,9 @@
 An emit to a room reaches local members directly and is published once on the
 room's channel; the nodes hosting members of that room (and only those, since a
 node subscribes a room's channel while it hosts one of its members) queue the
-already-encoded packets to their members. A node ignores its own publications.
+already-encoded packets to their members. A node receives its own publications back
+(it subscribes the channels of the rooms it hosts) and drops them on sight: a byte
+comparison with its origin marker, before anything is parsed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class ClusterManager(FanoutManager):
         super().__init__()
         self.keys = keys
         self.node_id = node_id
+        self._own = wire.origin_marker(node_id)
+        self.own_skipped = 0  # own publications received back and dropped
         self.bus: RedisBus | None = None
         self.on_command: CommandHandler | None = None
         self.foreign_dropped = 0
@@ -87,12 +91,15 @@ class ClusterManager(FanoutManager):
 
     async def deliver(self, channel: str, message: bytes) -> None:
         """Bus handler: a room message or a command for this node."""
+        if wire.is_from(message, self._own):  # our own emit, delivered locally already
+            self.own_skipped += 1
+            return
         try:
             kind = wire.kind_of(message)
             if kind == wire.ROOM:
-                if wire.origin_of(message) == self.node_id:
-                    return
                 msg = wire.decode_room(message)
+                if msg.origin == self.node_id:
+                    return
                 await super().emit_encoded(msg.packets, "/", msg.room, msg.skip)
             elif channel == self.keys.node_channel(self.node_id) and self.on_command is not None:
                 # a command may wait (a call waits for the client's ack): run it aside, so

@@ -104,7 +104,7 @@ class Metrics:
             Gauge("rtctl_sessions", "Authenticated sessions on this node", sessions),
             Gauge("rtctl_pending_calls", "Server-to-client calls awaiting an ack", pending_calls),
             CounterFn("rtctl_bus_dropped_total",
-                      "Messages between daemons lost (Redis away) or refused (malformed)",
+                      "Messages between daemons lost (Redis away, outbox full) or malformed",
                       bus_dropped),
             self.connects, self.refused, self.events_in, self.events_out, self.errors,
             self.emit_latency,

@@ -11,12 +11,18 @@ receiving node hands them to its local members without decoding any JSON::
                                  "p": [[kind, length], ...]}  kind 't' text, 'b' binary
     4+H     …     packet payloads, concatenated in header order
 
+The origin is always the header's first field, so ``origin_marker(node)`` (the bytes
+the header of that node's messages begins with) lets a node recognise its own
+publications, which it receives back on the channels it subscribes, without parsing
+anything (``is_from``).
+
 A command (kick, call, revoke, …) is a JSON object: version 0x01, kind 'C', then
 UTF-8 JSON ``{"op": …, …}``. Anything else is dropped by the receiver and counted.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass
@@ -28,7 +34,11 @@ if TYPE_CHECKING:
 VERSION = 1
 ROOM = ord("R")
 COMMAND = ord("C")
+MESSAGE_TYPE = 4  # engineio.packet.MESSAGE
 MAX_HEADER = 65535
+_ROOM_PREFIX = bytes((VERSION, ROOM))
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(…, separators=…) builds
+# an encoder per call; the bytes are the same
 
 
 class WireError(ValueError):
@@ -56,18 +66,27 @@ def encode_room(
             raw = str(pkt.data).encode()
             layout.append(["t", len(raw)])
         parts.append(raw)
-    header = json.dumps(
-        {"o": origin, "r": room, "s": skip or [], "p": layout}, separators=(",", ":")
-    ).encode()
+    # "o" first: origin_marker() relies on it
+    header = _dumps({"o": origin, "r": room, "s": skip or [], "p": layout}).encode()
     if len(header) > MAX_HEADER:
         raise WireError("room message header too large")
     return struct.pack(">BBH", VERSION, ROOM, len(header)) + header + b"".join(parts)
 
 
 def encode_command(op: str, **fields: Any) -> bytes:
-    return (
-        bytes((VERSION, COMMAND)) + json.dumps({"op": op, **fields}, separators=(",", ":")).encode()
-    )
+    return bytes((VERSION, COMMAND)) + _dumps({"op": op, **fields}).encode()
+
+
+def origin_marker(origin: str) -> bytes:
+    """What the header of every room message ``origin`` encodes begins with."""
+    return b'{"o":' + _dumps(origin).encode() + b","
+
+
+def is_from(message: bytes, marker: bytes) -> bool:
+    """Whether ``message`` is a room message whose origin has this ``origin_marker``: a byte
+    comparison, no parsing (a message from another encoder may still be from that origin;
+    ``decode_room`` tells for sure)."""
+    return message.startswith(_ROOM_PREFIX) and message.startswith(marker, 4)
 
 
 def kind_of(message: bytes) -> int:
@@ -95,9 +114,16 @@ def _room_header(message: bytes) -> tuple[dict[str, Any], int]:
     return header, end
 
 
-def decode_room(message: bytes) -> RoomMessage:
-    from engineio import packet as eio_packet
+@functools.cache
+def _packet_class() -> Any:
+    """engineio's Packet, imported at the first decode (engineio loads slowly)."""
+    from engineio.packet import Packet
 
+    return Packet
+
+
+def decode_room(message: bytes) -> RoomMessage:
+    make, text = _packet_class(), MESSAGE_TYPE
     header, offset = _room_header(message)
     try:
         packets = []
@@ -107,7 +133,7 @@ def decode_room(message: bytes) -> RoomMessage:
                 raise WireError("truncated packet payload")
             offset += int(length)
             data: str | bytes = chunk.decode() if kind == "t" else chunk
-            packets.append(eio_packet.Packet(eio_packet.MESSAGE, data))
+            packets.append(make(text, data))
         return RoomMessage(
             str(header["o"]), str(header["r"]), [str(s) for s in header["s"]], packets
         )
