@@ -23,18 +23,30 @@ from rtctl.errors import (
 
 if TYPE_CHECKING:
     from rtctl.auth import Identity
+    from rtctl.state.base import TaskRecord
+    from rtctl.tasks.app import App
+    from rtctl.tasks.runner import TaskContext
+
+_LAZY = {
+    "Identity": "rtctl.auth",
+    "App": "rtctl.tasks.app",
+    "TaskContext": "rtctl.tasks.runner",
+    "TaskRecord": "rtctl.state.base",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Heavier names load on first use, so `import rtctl` (and the CLI) starts fast.
-    if name == "Identity":
-        from rtctl.auth import Identity
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        return Identity
+        return getattr(importlib.import_module(module), name)
     raise AttributeError(f"module 'rtctl' has no attribute {name!r}")
 
 
 __all__ = [
+    "App",
     "AuthError",
     "BackendUnavailable",
     "ConfigError",
@@ -45,6 +57,8 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RtctlError",
+    "TaskContext",
+    "TaskRecord",
     "UsageError",
     "__version__",
 ]

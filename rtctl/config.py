@@ -65,6 +65,10 @@ class Settings:
     doc_max_update: int = _opt(512 * 1024, "largest Yjs update a client may send, in bytes")
     doc_max_bytes: int = _opt(32 * 1024 * 1024, "largest document (snapshot plus log), in bytes")
     doc_compact_updates: int = _opt(500, "log length past which a document is compacted")
+    upstream_url: str = _opt("", "OpenAI-compatible API base URL, e.g. https://api.openai.com/v1")
+    upstream_api_key: str = _opt("", "bearer key sent to the upstream", secret=True)
+    echo_delay: float = _opt(0.05, "seconds between the words the echo model streams")
+    app: str = _opt("", "module:attr of an app to load (registers task kinds and events)")
     drain_grace: float = _opt(10.0, "seconds SIGTERM waits for clients and tasks to finish")
     log_level: str = _opt("info", "debug, info, warning or error")
 
@@ -129,6 +133,12 @@ class Settings:
             out.append("jwt_secret and jwt_public_key are both set: choose one key")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             out.append(f"log_level: {self.log_level!r} is not debug, info, warning or error")
+        if self.echo_delay < 0:
+            out.append("echo_delay: must be 0 or a positive number of seconds")
+        if self.upstream_url and not self.upstream_url.startswith(("http://", "https://")):
+            out.append(f"upstream_url: {self.upstream_url!r} must start with http:// or https://")
+        if self.app and (self.app.count(":") != 1 or not all(self.app.split(":"))):
+            out.append(f"app: {self.app!r} must be module:attr")
         if not self.url.startswith(("http://", "https://")):
             out.append(f"url: {self.url!r} must start with http:// or https://")
         return out

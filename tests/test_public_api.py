@@ -5,6 +5,7 @@ import rtctl
 
 def test_public_names_are_pinned() -> None:
     assert sorted(rtctl.__all__) == [
+        "App",
         "AuthError",
         "BackendUnavailable",
         "ConfigError",
@@ -15,6 +16,8 @@ def test_public_names_are_pinned() -> None:
         "PayloadTooLarge",
         "RateLimited",
         "RtctlError",
+        "TaskContext",
+        "TaskRecord",
         "UsageError",
         "__version__",
     ]
@@ -27,3 +30,15 @@ def test_every_error_is_an_rtctl_error() -> None:
         obj = getattr(rtctl, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, rtctl.RtctlError)
+
+
+def test_app_api_is_pinned() -> None:
+    """What an app loaded with ``rtctl serve --app`` may call on its ``App``."""
+    public = sorted(n for n in vars(rtctl.App) if not n.startswith("_"))
+    assert public == ["emit", "event", "start_task", "stop_task", "task_kind"]
+    fields = sorted(n for n in rtctl.TaskContext.__dataclass_fields__ if not n.startswith("_"))
+    assert fields == ["data", "id", "item_id", "kind", "message_id", "settings", "user_id"]
+    assert callable(rtctl.TaskContext.emit)
+    assert sorted(rtctl.TaskRecord(
+        "t", "echo", "alice", "n", 0.0, "c").to_json()) == sorted(
+        ["id", "kind", "item_id", "user_id", "node", "started_at"])  # fmt: skip

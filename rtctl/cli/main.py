@@ -44,6 +44,7 @@ def build() -> typer.Typer:
         serve,
         sessions,
         status,
+        tasks,
         token,
         usage,
         users,
@@ -65,7 +66,7 @@ def build() -> typer.Typer:
     for module in (nodes, sessions, users, rooms, usage):
         root.add_typer(module.app)
     root.registered_commands.extend(events.app.registered_commands)
-    for module in (pool, docs, token, config):
+    for module in (tasks, pool, docs, token, config):
         root.add_typer(module.app)
     return root
 

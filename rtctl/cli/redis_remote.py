@@ -167,6 +167,14 @@ class RedisRemote:
 
         return self._run(sweep)
 
+    def tasks(self, *, item: str | None = None) -> list[Record]:
+        return self._run(lambda op: _json(op.tasks(item_id=item)))
+
+    def stop_tasks(
+        self, ids: list[str] | None = None, *, item: str | None = None, all_tasks: bool = False
+    ) -> list[Record]:
+        return self._run(lambda op: op.stop_tasks(ids, item_id=item, all_tasks=all_tasks))
+
     def docs(self) -> list[Record]:
         return self._run_docs(lambda docs: docs.list())
 

@@ -53,6 +53,14 @@ class Remote(Protocol):
     def cleanup(self, *, dry_run: bool) -> Record:
         """``{dry_run, complete, sessions, nodes: [{node, sessions}…]}``."""
 
+    def tasks(self, *, item: str | None = None) -> list[Record]:
+        """Running tasks: ``{id, kind, item_id, user_id, node, started_at}``."""
+
+    def stop_tasks(
+        self, ids: list[str] | None = None, *, item: str | None = None, all_tasks: bool = False
+    ) -> list[Record]:
+        """Per task ``{id, result}``: stopped, not-found, owner-gone or pending."""
+
     def docs(self) -> list[Record]:
         """Every document: ``{id, updates, bytes, updated_at, sessions, …}``."""
 
@@ -158,6 +166,21 @@ class AdminApiRemote:
     def cleanup(self, *, dry_run: bool) -> Record:
         result: Record = self._request("POST", "/pool/cleanup", {"dry_run": dry_run})
         return result
+
+    def tasks(self, *, item: str | None = None) -> list[Record]:
+        return self._list("/tasks" + (f"?{urlencode({'item': item})}" if item is not None else ""))
+
+    def stop_tasks(
+        self, ids: list[str] | None = None, *, item: str | None = None, all_tasks: bool = False
+    ) -> list[Record]:
+        body: Record = (
+            {"all": True} if all_tasks else {"item": item} if item is not None else {"ids": ids}
+        )
+        result = self._request("POST", "/tasks/stop", body, timeout=LONG_TIMEOUT)
+        if not isinstance(result, dict) or not isinstance(result.get("results"), list):
+            raise OperationFailed(f"unexpected answer from {self.where}{self.API}/tasks/stop")
+        results: list[Record] = result["results"]
+        return results
 
     def docs(self) -> list[Record]:
         return self._list("/docs")

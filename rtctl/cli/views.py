@@ -118,3 +118,15 @@ DOC_COMPACT = View(
         "AFTER=after_bytes", "ERROR=error",
     ),
 )  # fmt: skip
+TASK = View(
+    fields=("id", "kind", "item_id", "user_id", "node", "started_at"),
+    id_field="id",
+    columns=_cols(
+        "ID=id", "KIND=kind", "ITEM=item_id", "USER=user_id", "NODE=node", "STARTED=started_at",
+    ),
+)  # fmt: skip
+TASK_STOP = View(
+    fields=("id", "result"),
+    id_field="id",
+    columns=_cols("ID=id", "RESULT=result"),
+)

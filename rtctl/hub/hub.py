@@ -14,7 +14,7 @@ from typing import Any
 from rtctl.auth import Identity, valid_id
 from rtctl.errors import Forbidden, NotFound, OperationFailed, RtctlError, UsageError
 from rtctl.hub import payload as p
-from rtctl.hub.peers import Command
+from rtctl.hub.peers import Command, CommandHandler
 from rtctl.hub.sessions import SessionPool
 from rtctl.hub.transport import Transport, channel_room, user_room
 from rtctl.state.base import (
@@ -42,6 +42,11 @@ class Hub:
         self.node = node
         self.usage_ttl = usage_ttl
         self.call_timeout = call_timeout
+        self.commands: dict[str, CommandHandler] = {}  # more ops (tasks_stop: the task runner)
+
+    def add_command(self, op: str, handler: CommandHandler) -> None:
+        """Serve one more command op on this node (see ``rtctl.hub.peers``)."""
+        self.commands[op] = handler
 
     # client requests -----------------------------------------------------------------------
 
@@ -140,6 +145,9 @@ class Hub:
                 for sid in sids:
                     await self.transport.disconnect(sid)
                 return {"disconnected": sids}
+            extra = self.commands.get(op) if isinstance(op, str) else None
+            if extra is not None:
+                return await extra(command)
             raise UsageError(f"unknown command {op!r}")
         except RtctlError as exc:
             return {"error": exc.to_dict()}

@@ -1,4 +1,4 @@
-"""What operators do to the deployment: look, kick, emit, call, revoke.
+"""What operators do to the deployment: look, kick, emit, call, revoke, stop tasks.
 
 The same code serves the daemon's admin API and the CLI working on Redis with no
 daemon: everything it needs is the shared state, a way to send a command to the
@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 
 from rtctl.auth import valid_id
-from rtctl.errors import NotFound, UsageError
+from rtctl.errors import NotFound, OperationFailed, UsageError
 from rtctl.hub import payload as p
 from rtctl.hub.peers import Peers, raise_for_error
 from rtctl.state.base import (
@@ -21,12 +21,18 @@ from rtctl.state.base import (
     RoomRecord,
     SessionRecord,
     StateBackend,
+    TaskRecord,
     UsageRecord,
 )
 
 REVOCATION_HORIZON = 366 * 86400.0  # a revoked jti is remembered for a year
 COMMAND_TIMEOUT = 5.0  # seconds a node has to run a kick, emit or revoke
 MAX_CALL_TIMEOUT = 300.0
+STOP_TIMEOUT = 10.0  # seconds a node has to cancel tasks and confirm
+STOP_INTENT_TTL = 120.0  # seconds a stop intent waits for an owner cut off from Redis
+# Per task, what a stop did: the SPEC's three, and "pending" for an owner that looks
+# alive but did not answer: the stop intent stays, the owner applies it when it is back.
+STOPPED, NOT_FOUND, OWNER_GONE, PENDING = "stopped", "not-found", "owner-gone", "pending"
 
 
 class RoomEmitter(Protocol):
@@ -144,3 +150,57 @@ class Operator:
         disconnected = sorted(s for r in replies for s in r.get("disconnected", []))
         return {"revoked": jti or user_id, "kind": "jti" if jti else "user",
                 "disconnected": disconnected}  # fmt: skip
+
+    # tasks -------------------------------------------------------------------------------------
+
+    async def tasks(self, *, item_id: str | None = None) -> list[TaskRecord]:
+        item = None if item_id is None else valid_id(item_id, "item")
+        return await self.state.list_tasks(item_id=item)
+
+    async def stop_tasks(
+        self,
+        ids: list[str] | None = None,
+        *,
+        item_id: str | None = None,
+        all_tasks: bool = False,
+    ) -> list[dict[str, str]]:
+        """Stop tasks wherever they run: per id ``{"id", "result"}``, the result one of
+        ``stopped``, ``not-found``, ``owner-gone`` (its node is dead; the record is
+        removed) or ``pending`` (the owner did not answer; a stop intent waits for it)."""
+        if sum((ids is not None, item_id is not None, all_tasks)) != 1:
+            raise UsageError("give exactly one of ids, item or all")
+        if ids is not None:
+            wanted = list(dict.fromkeys(valid_id(t, "task id") for t in ids))
+            if not wanted:
+                raise UsageError("give at least one task id")
+        else:
+            found = await self.tasks(item_id=item_id)
+            if item_id is not None and not found:
+                raise NotFound(f"item {item_id} has no running tasks")
+            wanted = [t.id for t in found]
+        results: dict[str, str] = {}
+        by_node: defaultdict[str, list[TaskRecord]] = defaultdict(list)
+        for task_id in wanted:
+            hit = await self.state.find_task(task_id)
+            if hit is None:
+                results[task_id] = NOT_FOUND
+            elif not hit[1]:  # its node is dead: nothing runs it any more
+                await self.state.remove_task(task_id, hit[0].node)
+                results[task_id] = OWNER_GONE
+            else:
+                by_node[hit[0].node].append(hit[0])
+        for node, tasks in by_node.items():
+            for task in tasks:  # durable first: an owner cut off now still gets it
+                await self.state.request_stop(task, STOP_INTENT_TTL)
+            node_ids = [t.id for t in tasks]
+            try:
+                reply = await self.peers.request(node, "tasks_stop", {"ids": node_ids},
+                                                 STOP_TIMEOUT)  # fmt: skip
+            except OperationFailed:  # timed out: the intent stays for the owner
+                reply = None
+            if reply is None:
+                results.update(dict.fromkeys(node_ids, PENDING))
+                continue
+            stopped = set(raise_for_error(reply).get("stopped", []))
+            results.update({t: STOPPED if t in stopped else NOT_FOUND for t in node_ids})
+        return [{"id": t, "result": results[t]} for t in wanted]

@@ -7,6 +7,7 @@ alone is a command to that node. Commands and their replies are plain JSON::
     emit    {sid, event, data}           -> {delivered: 0 | 1}
     call    {sid, event, data, timeout}  -> {reply} | {error: {code, message}}
     revoke  {jti} | {user}               -> {disconnected: [...]}
+    tasks_stop {ids}                     -> {stopped: [...], not_found: [...]}
 
 ``LocalPeers`` serves the embedded mode (one node: itself); the Redis deployment
 carries commands over each node's pub/sub channel (``rtctl.state.redis_peers``).
@@ -21,7 +22,7 @@ from rtctl.errors import NotFound, OperationFailed, RtctlError, UsageError
 
 Command = dict[str, Any]
 CommandHandler = Callable[[Command], Awaitable[dict[str, Any]]]
-OPS = frozenset({"kick", "emit", "call", "revoke"})
+OPS = frozenset({"kick", "emit", "call", "revoke", "tasks_stop"})
 
 
 class Peers(Protocol):

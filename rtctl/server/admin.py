@@ -286,6 +286,47 @@ class AdminApp:
             return Response.json(await self.cleanup(dry_run))
 
         @r.route(
+            "GET",
+            f"{API}/tasks",
+            "Running tasks on every node, optionally of one item (chat)",
+            query={"item": "string"},
+        )
+        async def tasks(req: Request) -> Response:
+            found = await op.tasks(item_id=req.query.get("item"))
+            return Response.json([t.to_json() for t in found])
+
+        @r.route(
+            "POST",
+            f"{API}/tasks/stop",
+            "Stop tasks by id, of one item, or all; per id stopped, not-found, owner-gone"
+            " or pending",
+            body={
+                "type": "object",
+                "properties": {
+                    "ids": {"type": "array"},
+                    "item": {"type": "string"},
+                    "all": {"type": "boolean"},
+                },
+            },
+        )
+        async def tasks_stop(req: Request) -> Response:
+            body = req.json()
+            given = [k for k in ("ids", "item", "all") if k in body]
+            if len(given) != 1:
+                raise errors.UsageError("give exactly one of ids, item or all")
+            if "all" in body:
+                if body["all"] is not True:
+                    raise errors.UsageError("all must be true")
+                results = await op.stop_tasks(all_tasks=True)
+            elif "item" in body:
+                if not isinstance(body["item"], str):
+                    raise errors.UsageError("item must be a string")
+                results = await op.stop_tasks(item_id=body["item"])
+            else:
+                results = await op.stop_tasks(_str_list(body, "ids"))
+            return Response.json({"results": results})
+
+        @r.route(
             "POST",
             f"{API}/tokens/revoke",
             "Revoke a token by jti, or every token of a user",

@@ -62,6 +62,7 @@ class Components:
     bus: Any = None  # rtctl.server.bus.RedisBus in a Redis deployment
     reaper: Any = None  # rtctl.state.reaper.Reaper in a Redis deployment
     docs: Any = None  # rtctl.docs.service.DocService
+    tasks: Any = None  # rtctl.tasks.runner.TaskRunner
 
 
 def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
@@ -120,11 +121,35 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     for name, handler in docs.events().items():
         endpoint.register(name, handler)
     endpoint.on_session_closed(docs.session_closed)
+    tasks = _tasks(settings, state, transport, pool, hub, endpoint)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper, docs)  # fmt: skip
+                      reaper, docs, tasks)  # fmt: skip
+
+
+def _tasks(
+    settings: Settings,
+    state: StateBackend,
+    transport: SocketIOTransport,
+    pool: SessionPool,
+    hub: Hub,
+    endpoint: SocketIOEndpoint,
+) -> Any:
+    """The task runner with the chat kinds, its command op, and the app (``--app``)."""
+    from rtctl.tasks.app import App, load_app
+    from rtctl.tasks.chat import ChatCompletions
+    from rtctl.tasks.runner import TaskRunner
+
+    runner = TaskRunner(state, transport, hub.node.id, settings)
+    chat = ChatCompletions(runner, pool)
+    for name, handler in chat.events().items():
+        endpoint.register(name, handler)
+    hub.add_command("tasks_stop", runner.handle_command)
+    if settings.app:
+        load_app(settings.app, App(runner, chat, pool, transport, endpoint.register))
+    return runner
 
 
 def _reaper(state: StateBackend, node_id: str) -> Any:

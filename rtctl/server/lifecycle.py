@@ -2,9 +2,10 @@
 
     starting --(backend up, listening)--> ready --(SIGTERM/SIGINT)--> draining --> stopped
 
-Draining makes ``/readyz`` answer 503 and refuses new sessions, disconnects live
-clients so they reconnect elsewhere, flushes state, and lets the server exit; all of
-it bounded by ``drain_grace``. A second signal exits at once.
+Draining makes ``/readyz`` answer 503 and refuses new sessions, stops running tasks
+(their users get ``chat:tasks:cancel``), disconnects live clients so they reconnect
+elsewhere, flushes state, and lets the server exit; all of it bounded by ``drain_grace``.
+A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class Daemon(uvicorn.Server):
     async def _refresh(self) -> None:
         """Refresh this node's liveness, and repair the backend's record of its sessions."""
         await self.parts.hub.refresh_node()
+        if self.parts.tasks is not None:
+            await self.parts.tasks.refresh()  # keeps its task records, takes stop intents
         added, removed = await self.parts.hub.pool.reconcile()
         if added or removed:
             log.warning("backend record repaired: %d sessions re-added, %d stale removed",
@@ -129,6 +132,14 @@ class Daemon(uvicorn.Server):
         sd_notify("STOPPING=1")
         log.info("draining: refusing new sessions, disconnecting %d", len(self.parts.hub.pool))
         deadline = time.monotonic() + settings.drain_grace
+        if self.parts.tasks is not None and len(self.parts.tasks):
+            # stopped while the clients are still here to read chat:tasks:cancel
+            try:
+                stopped = await asyncio.wait_for(self.parts.tasks.stop_all(),
+                                                 max(0.1, settings.drain_grace / 2))  # fmt: skip
+                log.info("draining: stopped %d tasks", stopped)
+            except TimeoutError:
+                log.warning("drain: tasks still stopping after half the grace period")
         try:
             await asyncio.wait_for(self._disconnect_all(), max(0.1, settings.drain_grace - 1.0))
         except TimeoutError:

@@ -92,6 +92,35 @@ class UsageRecord:
         }
 
 
+@dataclass
+class TaskRecord:
+    """A running task: a cancellable job streaming events to its user's room."""
+
+    id: str
+    kind: str
+    user_id: str
+    node: str
+    started_at: float
+    item_id: str | None = None  # the chat (or document) it works on
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "item_id": self.item_id,
+                "user_id": self.user_id, "node": self.node,
+                "started_at": iso(self.started_at)}  # fmt: skip
+
+    def to_wire(self) -> dict[str, Any]:
+        """As stored: ``started_at`` in seconds."""
+        return {"id": self.id, "kind": self.kind, "item_id": self.item_id,
+                "user_id": self.user_id, "node": self.node,
+                "started_at": self.started_at}  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, d: dict[str, Any]) -> TaskRecord:
+        item = d.get("item_id")
+        return cls(str(d["id"]), str(d["kind"]), str(d["user_id"]), str(d["node"]),
+                   float(d["started_at"]), None if item is None else str(item))  # fmt: skip
+
+
 class StateBackend(Protocol):
     """What the daemon and the CLI need from shared state."""
 
@@ -134,6 +163,22 @@ class StateBackend(Protocol):
     async def revoke_jti(self, jti: str, until: float) -> None: ...
     async def revoke_user(self, user_id: str, cutoff: float) -> None: ...
     async def is_revoked(self, jti: str | None, user_id: str, issued_at: float | None) -> bool: ...
+
+    # tasks: each node writes only its own; listings show live nodes' tasks only
+    async def add_task(self, task: TaskRecord) -> None: ...
+    async def remove_task(self, task_id: str, node_id: str) -> TaskRecord | None: ...
+    async def find_task(self, task_id: str) -> tuple[TaskRecord, bool] | None:
+        """The task wherever it is recorded, and whether its owner is alive."""
+
+    async def list_tasks(self, *, item_id: str | None = None) -> list[TaskRecord]: ...
+    async def refresh_tasks(self, node_id: str, tasks: list[TaskRecord]) -> None:
+        """The owner's heartbeat for its tasks: re-record any missing, extend their expiry."""
+
+    async def request_stop(self, task: TaskRecord, ttl: float) -> None:
+        """A durable stop intent for ``task``, which its owner picks up within ``ttl``."""
+
+    async def take_stop_requests(self, node_id: str, task_ids: list[str]) -> list[str]:
+        """The ids among ``task_ids`` with a stop intent; the intents are consumed."""
 
 
 def online_from_sessions(sessions: Iterable[SessionRecord]) -> list[OnlineUser]:

@@ -13,6 +13,9 @@ node's partition; removing a dead node's sessions is deleting its partition.
     {<prefix>:n:<id>}:room:<room>        set   sids in a room on this node
     {<prefix>:n:<id>}:rooms              hash  room -> member count on this node
     {<prefix>:n:<id>}:users              hash  user -> session count on this node
+    {<prefix>:n:<id>}:tasks              hash  task id -> task JSON (expires unless refreshed)
+    {<prefix>:n:<id>}:titem:<item>       set   ids of this node's tasks for one item (chat)
+    {<prefix>:n:<id>}:stop:<task>        string  a durable stop intent, expires (TTL)
     {<prefix>:usage}:models              zset  model -> last update (ms)
     {<prefix>:usage}:m:<model>           zset  sid -> expiry (ms)
     <prefix>:revoked:jti:<jti>           string, expires when the token would
@@ -57,6 +60,15 @@ class Keys:
 
     def room_sids(self, node_id: str, room: str) -> str:
         return f"{self.partition(node_id)}:room:{room}"
+
+    def tasks(self, node_id: str) -> str:
+        return f"{self.partition(node_id)}:tasks"
+
+    def task_item(self, node_id: str, item_id: str) -> str:
+        return f"{self.partition(node_id)}:titem:{item_id}"
+
+    def stop_intent(self, node_id: str, task_id: str) -> str:
+        return f"{self.partition(node_id)}:stop:{task_id}"
 
     def room_counts(self, node_id: str) -> str:
         return f"{self.partition(node_id)}:rooms"

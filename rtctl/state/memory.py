@@ -22,6 +22,7 @@ from rtctl.state.base import (
     OnlineUser,
     RoomRecord,
     SessionRecord,
+    TaskRecord,
     UsageRecord,
     online_from_sessions,
 )
@@ -42,6 +43,8 @@ class MemoryState:
         self._revoked_jti: dict[str, float] = {}
         self._revoked_user: dict[str, float] = {}
         self._revocations_file = data_dir / "revocations.json" if data_dir else None
+        self._tasks: dict[str, TaskRecord] = {}
+        self._stops: dict[str, float] = {}  # task id -> intent expiry
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryState:
@@ -184,6 +187,37 @@ class MemoryState:
             return True
         cutoff = self._revoked_user.get(user_id)
         return cutoff is not None and (issued_at is None or issued_at < cutoff)
+
+    # tasks ---------------------------------------------------------------------------------
+
+    async def add_task(self, task: TaskRecord) -> None:
+        self._tasks[task.id] = dataclasses.replace(task)
+
+    async def remove_task(self, task_id: str, node_id: str) -> TaskRecord | None:
+        task = self._tasks.get(task_id)
+        if task is None or task.node != node_id:
+            return None
+        self._stops.pop(task_id, None)
+        return self._tasks.pop(task_id)
+
+    async def find_task(self, task_id: str) -> tuple[TaskRecord, bool] | None:
+        task = self._tasks.get(task_id)
+        return None if task is None else (dataclasses.replace(task), True)
+
+    async def list_tasks(self, *, item_id: str | None = None) -> list[TaskRecord]:
+        found = (t for t in self._tasks.values() if item_id is None or t.item_id == item_id)
+        return sorted((dataclasses.replace(t) for t in found), key=lambda t: (t.started_at, t.id))
+
+    async def refresh_tasks(self, node_id: str, tasks: list[TaskRecord]) -> None:
+        for task in tasks:
+            self._tasks.setdefault(task.id, dataclasses.replace(task))
+
+    async def request_stop(self, task: TaskRecord, ttl: float) -> None:
+        self._stops[task.id] = time.time() + ttl
+
+    async def take_stop_requests(self, node_id: str, task_ids: list[str]) -> list[str]:
+        now = time.time()
+        return [t for t in task_ids if self._stops.pop(t, 0.0) > now]
 
     async def _save_revocations(self) -> None:
         if self._revocations_file is None:

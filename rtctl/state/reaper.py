@@ -10,12 +10,15 @@ a daemon's loop however many sessions a dead node held. Any Redis fault ends the
 sweep; the daemon's loop tries again later. The CLI runs the same sweep
 (``rtctl pool cleanup``), with no daemon needed.
 
-A node that was only slow, not dead, re-adds its sessions on its next reconcile.
+A dead node's tasks go with its partition (they were out of every listing already).
+A node that was only slow, not dead, re-adds its sessions and tasks on its next
+reconcile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -138,8 +141,12 @@ class Reaper:
 
     async def _forget_node(self, node: str) -> None:
         k = self.keys
+        tasks = await self.state.redis.hvals(k.tasks(node))  # its tasks died with it
+        items = {t["item_id"] for t in map(json.loads, tasks) if t.get("item_id") is not None}
         leftovers = [k.sessions(node), k.room_counts(node), k.user_counts(node),
-                     k.partition(node) + ":names", k.partition_claim(node)]  # fmt: skip
+                     k.partition(node) + ":names", k.tasks(node),
+                     *(k.task_item(node, item) for item in sorted(items)),
+                     k.partition_claim(node)]  # fmt: skip
         for key in leftovers:  # one key at a time: on Cluster they share a slot anyway
             await self.state.redis.unlink(key)
         await self.state.redis.zrem(k.nodes, node)

@@ -23,6 +23,7 @@ from rtctl.state.base import (
     OnlineUser,
     RoomRecord,
     SessionRecord,
+    TaskRecord,
     UsageRecord,
 )
 from rtctl.state.keys import Keys
@@ -34,6 +35,7 @@ SCRIPTS = (
     "session_add", "session_remove", "session_touch", "room_join",
     "usage_mark", "usage_forget", "revoke_user",
     "lease", "lease_release", "partition_claim",
+    "task_add", "task_remove", "task_refresh", "task_stops",
 )  # fmt: skip
 
 P = ParamSpec("P")
@@ -361,3 +363,80 @@ class RedisState:
         if jti is not None and by_jti:
             return True
         return cutoff is not None and (issued_at is None or issued_at < float(cutoff))
+
+    # tasks ---------------------------------------------------------------------------------
+
+    def _task_ttl_ms(self) -> int:
+        # past node_ttl a dead owner's tasks are out of every listing already (only live
+        # partitions are read); the keys themselves go a little later, or with the reaper
+        return int(self.node_ttl * 2000)
+
+    @backend_call
+    async def add_task(self, task: TaskRecord) -> None:
+        tag = self.keys.partition(task.node)
+        await self._run("task_add", [self.keys.tasks(task.node)],
+                        [tag, task.id, json.dumps(task.to_wire()), task.item_id or "",
+                         self._task_ttl_ms()])  # fmt: skip
+
+    @backend_call
+    async def remove_task(self, task_id: str, node_id: str) -> TaskRecord | None:
+        tag = self.keys.partition(node_id)
+        raw = await self._run("task_remove", [self.keys.tasks(node_id)], [tag, task_id])
+        return TaskRecord.from_wire(json.loads(raw)) if raw else None
+
+    @backend_call
+    async def find_task(self, task_id: str) -> tuple[TaskRecord, bool] | None:
+        # every registered node, dead ones too (until reaped): a dead owner is "owner-gone"
+        nodes = await self.redis.zrange(self.keys.nodes, 0, -1, withscores=True)
+        since = (time.time() - self.node_ttl) * 1000
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node_id, _ in nodes:
+                pipe.hget(self.keys.tasks(_text(node_id)), task_id)
+            rows = await pipe.execute()
+        for (_, seen), raw in zip(nodes, rows, strict=True):
+            if raw is not None:
+                return TaskRecord.from_wire(json.loads(raw)), seen >= since
+        return None
+
+    @backend_call
+    async def list_tasks(self, *, item_id: str | None = None) -> list[TaskRecord]:
+        k = self.keys
+        ids = await self.live_node_ids()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for n in ids:
+                if item_id is None:
+                    pipe.hvals(k.tasks(n))
+                else:
+                    pipe.smembers(k.task_item(n, item_id))
+            answers = await pipe.execute()
+        if item_id is None:
+            raws = [raw for rows in answers for raw in rows]
+        else:
+            wanted = [(n, sorted(_text(t) for t in tids))
+                      for n, tids in zip(ids, answers, strict=True) if tids]  # fmt: skip
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for n, tids in wanted:
+                    pipe.hmget(k.tasks(n), tids)
+                rows = await pipe.execute()
+            raws = [raw for row in rows for raw in row if raw is not None]
+        tasks = [TaskRecord.from_wire(json.loads(raw)) for raw in raws]
+        return sorted(tasks, key=lambda t: (t.started_at, t.id))
+
+    @backend_call
+    async def refresh_tasks(self, node_id: str, tasks: list[TaskRecord]) -> None:
+        args: list[Any] = [self.keys.partition(node_id), self._task_ttl_ms()]
+        for t in tasks:
+            args += [t.id, json.dumps(t.to_wire()), t.item_id or ""]
+        await self._run("task_refresh", [self.keys.tasks(node_id)], args)
+
+    @backend_call
+    async def request_stop(self, task: TaskRecord, ttl: float) -> None:
+        await self.redis.set(self.keys.stop_intent(task.node, task.id), "1", px=int(ttl * 1000))
+
+    @backend_call
+    async def take_stop_requests(self, node_id: str, task_ids: list[str]) -> list[str]:
+        if not task_ids:
+            return []
+        found = await self._run("task_stops", [self.keys.tasks(node_id)],
+                                [self.keys.partition(node_id), *task_ids])  # fmt: skip
+        return [_text(t) for t in found]

@@ -40,6 +40,8 @@ PROTECTED = {
     ("POST", "/api/v1/call"),
     ("POST", "/api/v1/pool/cleanup"),
     ("POST", "/api/v1/tokens/revoke"),
+    ("GET", "/api/v1/tasks"),
+    ("POST", "/api/v1/tasks/stop"),
     ("GET", "/api/v1/docs"),
     ("GET", "/api/v1/docs/{id}"),
     ("POST", "/api/v1/docs/compact"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from rtctl.state.base import NodeRecord, SessionRecord, StateBackend
+from rtctl.state.base import NodeRecord, SessionRecord, StateBackend, TaskRecord
 from rtctl.state.memory import MemoryState
 from tests.state.conftest import OpenState
 
@@ -290,3 +290,50 @@ async def test_room_size_counts_members_across_the_deployment(state: StateBacken
     assert await state.room_size("nowhere") == 0
     await state.leave_room("a1", "channel:x")
     assert await state.room_size("channel:x") == 1
+
+
+# tasks --------------------------------------------------------------------------------------
+
+
+def task(task_id: str, item: str | None = "chat-1", at: float = 1000.0) -> TaskRecord:
+    return TaskRecord(task_id, "echo", "alice", "node-1", at, item)
+
+
+async def test_tasks_registry(state: StateBackend) -> None:
+    assert await state.list_tasks() == []
+    assert await state.find_task("t1") is None
+    await state.add_task(task("t1", "chat-1", at=1.0))
+    await state.add_task(task("t2", "chat-2", at=2.0))
+    await state.add_task(task("t3", None, at=3.0))
+    assert [t.id for t in await state.list_tasks()] == ["t1", "t2", "t3"]
+    assert [t.id for t in await state.list_tasks(item_id="chat-2")] == ["t2"]
+    assert await state.list_tasks(item_id="nowhere") == []
+    found = await state.find_task("t1")
+    assert found is not None and found[1] is True
+    assert found[0].to_json() == {"id": "t1", "kind": "echo", "item_id": "chat-1",
+                                  "user_id": "alice", "node": "node-1",
+                                  "started_at": "1970-01-01T00:00:01.000Z"}  # fmt: skip
+    removed = await state.remove_task("t2", "node-1")
+    assert removed is not None and removed.item_id == "chat-2"
+    assert await state.remove_task("t2", "node-1") is None
+    assert await state.list_tasks(item_id="chat-2") == []
+    assert [t.id for t in await state.list_tasks()] == ["t1", "t3"]
+
+
+async def test_task_refresh_re_adds_and_drops(state: StateBackend) -> None:
+    await state.add_task(task("t1"))
+    await state.refresh_tasks("node-1", [task("t1"), task("t2", "chat-2")])
+    assert {t.id for t in await state.list_tasks()} >= {"t1", "t2"}
+    assert [t.id for t in await state.list_tasks(item_id="chat-2")] == ["t2"]
+
+
+async def test_stop_intents_are_taken_once(state: StateBackend) -> None:
+    await state.add_task(task("t1"))
+    await state.add_task(task("t2"))
+    assert await state.take_stop_requests("node-1", ["t1", "t2"]) == []
+    await state.request_stop(task("t1"), 60.0)
+    assert await state.take_stop_requests("node-1", ["t1", "t2"]) == ["t1"]
+    assert await state.take_stop_requests("node-1", ["t1", "t2"]) == []
+    await state.request_stop(task("t2"), 0.05)
+    await anyio.sleep(0.2)
+    assert await state.take_stop_requests("node-1", ["t2"]) == []  # expired

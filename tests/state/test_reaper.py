@@ -105,3 +105,24 @@ async def test_a_reaper_that_lost_its_lease_deletes_nothing(
     assert await alive.remove_sessions("dead", ["d0"], fence=old_token) == []
     assert await alive.redis.hexists(alive.keys.sessions("dead"), "d0")
     assert [r.sid for r in await alive.remove_sessions("dead", ["d0"], fence=new_token)] == ["d0"]
+
+
+async def test_a_dead_nodes_tasks_leave_the_list_and_are_reaped(
+    states: tuple[RedisState, RedisState],
+) -> None:
+    from rtctl.state.base import TaskRecord
+
+    live, dead = states
+    now = time.time()
+    await dead.register_node(NodeRecord("dead", "h", 2, "t", now, now))  # alive, for now
+    await dead.add_task(TaskRecord("t-dead", "echo", "alice", dead.node_id, 1.0, "chat-1"))
+    await live.add_task(TaskRecord("t-live", "echo", "bob", live.node_id, 2.0, "chat-1"))
+    assert {t.id for t in await live.list_tasks(item_id="chat-1")} == {"t-dead", "t-live"}
+    await dead.redis.zadd(dead.keys.nodes, {dead.node_id: 0})  # its heartbeat stopped long ago
+    assert [t.id for t in await live.list_tasks(item_id="chat-1")] == ["t-live"]
+    found = await live.find_task("t-dead")
+    assert found is not None and found[1] is False  # recorded, its owner dead: owner-gone
+    await Reaper(live, "reaper-1").sweep()
+    assert await live.find_task("t-dead") is None
+    assert not await live.redis.exists(live.keys.tasks(dead.node_id))
+    assert not await live.redis.exists(live.keys.task_item(dead.node_id, "chat-1"))

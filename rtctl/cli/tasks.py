@@ -1,0 +1,82 @@
+"""``rtctl tasks``: running tasks of the whole deployment; stop them wherever they run."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rtctl.cli import views
+from rtctl.cli.common import DESTRUCTIVE, LISTING, Invocation, command, group
+from rtctl.cli.inputs import read_ids
+from rtctl.cli.output import confirm, print_ids, print_rows, say
+from rtctl.cli.remote import Record
+from rtctl.errors import OperationFailed, UsageError
+
+app = group("tasks", "Running tasks (chat completions, app jobs).")
+
+ItemOpt = Annotated[
+    str | None, typer.Option("--item", metavar="ID", help="Only the tasks of this chat/item.")
+]
+
+
+@command(app, "list", shared=LISTING, view=views.TASK)
+def list_tasks(inv: Invocation, item: ItemOpt = None) -> None:
+    """List the tasks running on every node, oldest first."""
+    rows = inv.remote().tasks(item=item)
+    print_rows(inv, views.TASK, rows, empty="no tasks")
+
+
+@command(app, "stop", shared=(*LISTING, *DESTRUCTIVE), view=views.TASK_STOP)
+def stop(
+    inv: Invocation,
+    ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="ID…|-", help="Task ids; '-' reads them from stdin."),
+    ] = None,
+    item: Annotated[
+        str | None, typer.Option("--item", metavar="ID", help="Every task of this chat/item.")
+    ] = None,
+    all_tasks: Annotated[bool, typer.Option("--all", help="Every task.")] = False,
+) -> None:
+    """Stop tasks wherever they run; the owning node cancels each and confirms.
+
+    Reports each task as stopped, not-found, owner-gone (its node died; the record is
+    removed) or pending (its node did not answer; it stops the task when it is back).
+    Exit 1 if any task was not stopped. With --dry-run, lists the tasks that would be.
+    """
+    if sum((bool(ids), item is not None, all_tasks)) != 1:
+        raise UsageError("give task ids (or '-' to read them from stdin), --item ID or --all")
+    wanted = read_ids(ids, "task id") if ids else None
+    remote = inv.remote()
+    if inv.dry_run:
+        found = remote.tasks(item=item)
+        if wanted is not None:
+            by_id = {t["id"]: t for t in found}
+            found = [by_id[t] for t in dict.fromkeys(wanted) if t in by_id]
+            missing = [t for t in dict.fromkeys(wanted) if t not in {f["id"] for f in found}]
+        else:
+            missing = []
+        print_rows(inv, views.TASK, found, empty="no task would be stopped")
+        say(inv, f"dry run: would stop {len(found)} task(s)")
+        if missing:
+            raise OperationFailed(f"{len(missing)} task(s) not found: {' '.join(missing)}")
+        return
+    what = (
+        "every task" if all_tasks
+        else f"every task of {item}" if item is not None
+        else f"{len(wanted or [])} task(s): {' '.join(wanted or [])}"
+    )  # fmt: skip
+    confirm(inv, f"Stop {what}?")
+    results = remote.stop_tasks(wanted, item=item, all_tasks=all_tasks)
+    _report(inv, results)
+
+
+def _report(inv: Invocation, results: list[Record]) -> None:
+    if inv.format == "name":
+        print_ids([r["id"] for r in results if r.get("result") == "stopped"])
+    else:
+        print_rows(inv, views.TASK_STOP, results, empty="no tasks")
+    failed = [r["id"] for r in results if r.get("result") != "stopped"]
+    if failed:
+        raise OperationFailed(f"{len(failed)} task(s) not stopped: {' '.join(failed)}")

@@ -1,0 +1,207 @@
+"""The tasks of one node: start, run, stop, and their records in the state backend.
+
+A task runs as an asyncio task. Its record is in the backend while it runs (the
+owner refreshes it with its node heartbeat, so a dead owner's tasks leave every
+listing within ``node_ttl``); stopping it cancels the asyncio task, which closes
+whatever it holds (an upstream HTTP connection) at once, then tells the user's room
+``chat:tasks:cancel``. The user's room gets ``chat:active {active}`` when the first
+task of a chat starts and when its last one ends, deployment-wide.
+
+Stops reach a task through the owner's command channel (op ``tasks_stop``); a
+durable stop intent in the backend covers an owner cut off from Redis for a moment:
+it finds the intent on its next refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtctl.auth import valid_id
+from rtctl.config import Settings
+from rtctl.errors import RtctlError, UsageError
+from rtctl.hub.peers import Command
+from rtctl.hub.transport import Transport, user_room
+from rtctl.state.base import StateBackend, TaskRecord
+
+log = logging.getLogger("rtctl.tasks")
+
+STOP_WAIT = 5.0  # seconds a stop waits for the cancelled task to finish its cleanup
+
+
+@dataclass
+class TaskContext:
+    """What a task kind's ``run(ctx)`` gets: who and what it runs for, and a way to
+    stream events to the user's room (``events`` with ``chat_id`` and ``message_id``)."""
+
+    id: str
+    kind: str
+    user_id: str
+    item_id: str | None
+    message_id: str | None
+    data: dict[str, Any]
+    settings: Settings
+    _emit: Callable[[str, Any, str], Awaitable[None]] = field(repr=False)
+
+    async def emit(self, type: str, data: Any) -> None:
+        """Send ``events`` ``{chat_id, message_id, data: {type, data}}`` to ``user:<id>``."""
+        body: dict[str, Any] = {"data": {"type": type, "data": data}}
+        if self.item_id is not None:
+            body["chat_id"] = self.item_id
+        if self.message_id is not None:
+            body["message_id"] = self.message_id
+        await self._emit("events", body, user_room(self.user_id))
+
+
+TaskKind = Callable[[TaskContext], Awaitable[None]]
+
+
+@dataclass
+class _Running:
+    record: TaskRecord
+    ctx: TaskContext
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+
+
+class TaskRunner:
+    def __init__(
+        self, state: StateBackend, transport: Transport, node_id: str, settings: Settings
+    ) -> None:
+        self.state = state
+        self.transport = transport
+        self.node_id = node_id
+        self.settings = settings
+        self.kinds: dict[str, TaskKind] = {}
+        self._running: dict[str, _Running] = {}
+        self.stop_intent_ttl = max(60.0, settings.node_ttl * 4)
+
+    def register_kind(self, name: str, run: TaskKind) -> None:
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise UsageError("a task kind is named by 1 to 64 characters")
+        self.kinds[name] = run
+
+    def local(self) -> list[TaskRecord]:
+        return [r.record for r in self._running.values()]
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def start(
+        self,
+        kind: str,
+        user_id: str,
+        *,
+        item_id: str | None = None,
+        message_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> TaskRecord:
+        run = self.kinds.get(kind)
+        if run is None:
+            raise UsageError(f"unknown task kind {kind!r}")
+        record = TaskRecord(uuid.uuid4().hex, kind, user_id, self.node_id, time.time(), item_id)
+        first = item_id is not None and not await self._item_busy(item_id)
+        ctx = TaskContext(record.id, kind, user_id, item_id, message_id, dict(data or {}),
+                          self.settings, self._emit)  # fmt: skip
+        running = _Running(record, ctx)
+        self._running[record.id] = running  # before the backend: a refresh must keep it
+        try:
+            await self.state.add_task(record)
+        except BaseException:
+            self._running.pop(record.id, None)
+            raise
+        if first:
+            await self._active(record, True)
+        running.task = asyncio.create_task(self._run(running, run), name=f"task-{record.id}")
+        return record
+
+    async def _item_busy(self, item_id: str, skip: str | None = None) -> bool:
+        if any(r.record.item_id == item_id and r.record.id != skip
+               for r in self._running.values()):  # fmt: skip
+            return True
+        try:
+            found = await self.state.list_tasks(item_id=item_id)
+        except RtctlError:
+            return False
+        return any(t.id != skip for t in found)
+
+    async def _run(self, running: _Running, run: TaskKind) -> None:
+        record = running.record
+        try:
+            await run(running.ctx)
+        except asyncio.CancelledError:
+            if not running.stopping:
+                raise
+        except Exception as exc:
+            log.exception("task %s (%s) failed", record.id, record.kind)
+            message = exc.message if isinstance(exc, RtctlError) else "the task failed"
+            with contextlib.suppress(Exception):
+                await running.ctx.emit("chat:message:error", {"error": {"content": message}})
+        finally:
+            self._running.pop(record.id, None)
+            try:
+                await self.state.remove_task(record.id, self.node_id)
+            except Exception as exc:  # the next refresh removes it from the backend
+                log.warning("could not remove task %s from the backend: %s", record.id, exc)
+            if record.item_id is not None and not await self._item_busy(record.item_id):
+                with contextlib.suppress(Exception):
+                    await self._active(record, False)
+
+    async def _emit(self, event: str, data: Any, to: str) -> None:
+        await self.transport.emit(event, data, to=to)
+
+    async def _active(self, record: TaskRecord, active: bool) -> None:
+        body = {"chat_id": record.item_id,
+                "data": {"type": "chat:active", "data": {"active": active}}}  # fmt: skip
+        await self._emit("events", body, user_room(record.user_id))
+
+    async def stop(self, task_id: str) -> bool:
+        """Cancel one of this node's tasks; False if it runs no such task."""
+        running = self._running.get(task_id)
+        if running is None or running.task is None or running.stopping:
+            return False
+        running.stopping = True
+        running.task.cancel()
+        await asyncio.wait({running.task}, timeout=STOP_WAIT)
+        record = running.record
+        body: dict[str, Any] = {"data": {"type": "chat:tasks:cancel",
+                                         "data": {"task_id": record.id}}}  # fmt: skip
+        if record.item_id is not None:
+            body["chat_id"] = record.item_id
+        if running.ctx.message_id is not None:
+            body["message_id"] = running.ctx.message_id
+        with contextlib.suppress(Exception):
+            await self._emit("events", body, user_room(record.user_id))
+        return True
+
+    async def stop_all(self) -> int:
+        """Stop every task of this node (draining); how many were stopped."""
+        ids = list(self._running)
+        done = await asyncio.gather(*(self.stop(t) for t in ids), return_exceptions=True)
+        return sum(1 for d in done if d is True)
+
+    async def refresh(self) -> None:
+        """With the node heartbeat: keep this node's records, pick up stop intents."""
+        await self.state.refresh_tasks(self.node_id, self.local())
+        wanted = await self.state.take_stop_requests(self.node_id, list(self._running))
+        for task_id in wanted:
+            log.info("stopping task %s (a stop intent from while we were away)", task_id)
+            await self.stop(task_id)
+
+    async def handle_command(self, command: Command) -> dict[str, Any]:
+        """Op ``tasks_stop {ids}`` -> ``{stopped: [...], not_found: [...]}``."""
+        ids = command.get("ids")
+        if not isinstance(ids, list):
+            raise UsageError("tasks_stop needs ids")
+        ids = [valid_id(t, "task id") for t in ids]
+        stopped = [t for t in ids if await self.stop(t)]
+        missing = [t for t in ids if t not in stopped]
+        with contextlib.suppress(RtctlError):
+            await self.state.take_stop_requests(self.node_id, ids)  # done: drop the intents
+        return {"stopped": stopped, "not_found": missing}

@@ -1,0 +1,196 @@
+"""Tasks on one embedded daemon: a real python-socketio client streams an echo or an
+upstream completion; the CLI and the admin API list and stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import cli_env, run_cli
+from tests.conftest import DaemonProcess
+from tests.server.live_client import LiveClient, connect, http, until
+from tests.tasks.upstream import Upstream
+
+pytestmark = pytest.mark.anyio
+LONG = " ".join(f"word{i}" for i in range(400))
+
+
+def completions(client: LiveClient, chat: str = "c1") -> list[dict[str, Any]]:
+    return [e["data"]["data"] for e in client.received("events")
+            if e.get("chat_id") == chat and e["data"]["type"] == "chat:completion"]  # fmt: skip
+
+
+def of_type(client: LiveClient, kind: str) -> list[dict[str, Any]]:
+    return [e for e in client.received("events") if e["data"]["type"] == kind]
+
+
+async def start_chat(client: LiveClient, text: str, chat: str = "c1", model: str = "echo") -> Any:
+    return await client.call("chat:completion", {
+        "chat_id": chat, "message_id": "m1", "model": model, "stream": True,
+        "messages": [{"role": "user", "content": text}],
+    })  # fmt: skip
+
+
+async def acli(d: DaemonProcess, tmp_path: Path, *args: str) -> Any:
+    return await asyncio.to_thread(run_cli, list(args), cli_env(d.url, tmp_path))
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    server = await Upstream(delay=0.1).start()
+    yield server
+    await server.close()
+
+
+async def test_echo_streams_and_stops_from_the_cli(make_daemon: Any, tmp_path: Path) -> None:
+    d = make_daemon(RTCTL_ECHO_DELAY="0.05")
+    client = await connect(d, "alice")
+    try:
+        ack = await start_chat(client, LONG)
+        task_id = ack["task_id"]
+        await until(lambda: len(completions(client)) >= 3, what="tokens")
+        active = of_type(client, "chat:active")
+        assert active[0]["chat_id"] == "c1" and active[0]["data"]["data"] == {"active": True}
+        first = completions(client)[0]
+        assert first == {"content": "word0 ", "delta": "word0 "}
+        assert client.received("events")[1]["message_id"] == "m1"
+
+        listed = await acli(d, tmp_path, "tasks", "list", "-o", "json")
+        assert listed.code == 0, listed.err
+        [row] = listed.json()
+        assert sorted(row) == ["id", "item_id", "kind", "node", "started_at", "user_id"]
+        assert (row["id"], row["kind"], row["item_id"], row["user_id"]) == (
+            task_id, "echo", "c1", "alice")  # fmt: skip
+        by_item = await acli(d, tmp_path, "tasks", "list", "--item", "nope", "-o", "json")
+        assert by_item.json() == []
+
+        stopped = await acli(d, tmp_path, "tasks", "stop", task_id, "--yes")
+        assert stopped.code == 0, stopped.err
+        assert stopped.out.split() == [task_id, "stopped"]
+        cancel = await client.next_event(
+            "events", lambda e: e["data"]["type"] == "chat:tasks:cancel"
+        )
+        assert cancel["chat_id"] == "c1" and cancel["data"]["data"] == {"task_id": task_id}
+        await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
+                                and e["data"]["data"] == {"active": False})  # fmt: skip
+        count = len(completions(client))
+        await asyncio.sleep(0.3)
+        assert len(completions(client)) == count  # no token after the stop
+        assert not any(c.get("done") for c in completions(client))
+        assert (await acli(d, tmp_path, "tasks", "list", "-o", "json")).json() == []
+
+        again = await acli(d, tmp_path, "tasks", "stop", task_id, "--yes")
+        assert again.code == 1 and again.out.split() == [task_id, "not-found"]
+        assert "not stopped" in again.err
+    finally:
+        await client.close()
+
+
+async def test_echo_runs_to_done(make_daemon: Any) -> None:
+    d = make_daemon(RTCTL_ECHO_DELAY="0")
+    client = await connect(d, "bob")
+    try:
+        await start_chat(client, "hello  there world")
+        done = await client.next_event(
+            "events",
+            lambda e: e["data"]["type"] == "chat:completion" and e["data"]["data"].get("done"),
+        )
+        assert done["data"]["data"] == {"done": True, "content": "hello  there world"}
+        assert [c["delta"] for c in completions(client) if "delta" in c] == [
+            "hello  ", "there ", "world"]  # fmt: skip
+        await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
+                                and e["data"]["data"] == {"active": False})  # fmt: skip
+        assert (await http(d, "GET", "/api/v1/tasks"))[1] == []
+    finally:
+        await client.close()
+
+
+async def test_bad_requests_are_refused(make_daemon: Any) -> None:
+    d = make_daemon()
+    client = await connect(d, "carol")
+    try:
+        ack = await start_chat(client, "hi", model="gpt-x")  # no upstream configured
+        assert ack["ok"] is False and ack["error"]["code"] == "no_upstream"
+        assert "RTCTL_UPSTREAM_URL" in ack["error"]["message"]
+        ack = await client.call("chat:completion", {"chat_id": "c", "model": "echo"})
+        assert ack["error"]["code"] == "invalid_request"
+        status, body = await http(d, "POST", "/api/v1/tasks/stop", {"ids": ["nope"]})
+        assert status == 200 and body == {"results": [{"id": "nope", "result": "not-found"}]}
+        status, body = await http(d, "POST", "/api/v1/tasks/stop", {"ids": ["a"], "all": True})
+        assert status == 400
+        status, body = await http(d, "POST", "/api/v1/tasks/stop", {"item": "none"})
+        assert status == 404
+    finally:
+        await client.close()
+
+
+async def test_stop_closes_the_upstream_connection(
+    make_daemon: Any, upstream: Upstream, tmp_path: Path
+) -> None:
+    d = make_daemon(RTCTL_UPSTREAM_URL=upstream.url, RTCTL_UPSTREAM_API_KEY="sk-test")
+    client = await connect(d, "dave")
+    try:
+        ack = await start_chat(client, "anything", model="gpt-test")
+        await until(lambda: len(completions(client)) >= 2, what="upstream tokens")
+        assert completions(client)[1] == {"content": "w0 w1 ", "delta": "w1 "}
+        assert upstream.requests[0]["stream"] is True
+        assert upstream.requests[0]["model"] == "gpt-test"
+        assert upstream.headers[0]["Authorization"] == "Bearer sk-test"
+        [row] = (await http(d, "GET", "/api/v1/tasks?item=c1"))[1]
+        assert row["kind"] == "chat:completion"
+        asked = time.monotonic()
+        stopped = await acli(d, tmp_path, "tasks", "stop", "--item", "c1", "--yes")
+        assert stopped.code == 0 and stopped.out.split() == [ack["task_id"], "stopped"]
+        await until(lambda: upstream.disconnected, timeout=2.0, what="upstream disconnect")
+        # at once: well before the upstream's next word would have told it
+        assert upstream.disconnected[0] - asked < 1.5
+        assert upstream.finished == 0
+        await client.next_event("events", lambda e: e["data"]["type"] == "chat:tasks:cancel")
+    finally:
+        await client.close()
+
+
+async def test_upstream_errors_become_error_events(make_daemon: Any, upstream: Upstream) -> None:
+    d = make_daemon(RTCTL_UPSTREAM_URL=upstream.url)
+    client = await connect(d, "erin")
+    try:
+        await start_chat(client, "fail", model="gpt-test")
+        error = await client.next_event(
+            "events", lambda e: e["data"]["type"] == "chat:message:error"
+        )
+        assert "HTTP 500" in error["data"]["data"]["error"]["content"]
+        assert "model overloaded" in error["data"]["data"]["error"]["content"]
+        await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
+                                and e["data"]["data"] == {"active": False})  # fmt: skip
+    finally:
+        await client.close()
+    # an upstream that does not listen at all
+    d2 = make_daemon(RTCTL_UPSTREAM_URL="http://127.0.0.1:9/v1")
+    client = await connect(d2, "erin")
+    try:
+        await start_chat(client, "hi", model="gpt-test")
+        error = await client.next_event(
+            "events", lambda e: e["data"]["type"] == "chat:message:error"
+        )
+        assert "cannot reach the upstream" in error["data"]["data"]["error"]["content"]
+    finally:
+        await client.close()
+
+
+async def test_drain_stops_tasks_cleanly(make_daemon: Any) -> None:
+    d = make_daemon(RTCTL_ECHO_DELAY="0.05")
+    client = await connect(d, "fred")
+    try:
+        await start_chat(client, LONG)
+        await until(lambda: completions(client), what="tokens")
+        code = await asyncio.to_thread(d.stop)
+        assert code == 0
+        assert of_type(client, "chat:tasks:cancel")
+        assert "stopped 1 tasks" in d.log()
+    finally:
+        await client.close()
