@@ -29,7 +29,8 @@ def serve(settings: Settings) -> None:
         print(f"rtctl: generated {path.name} in {path.parent} (mode 0600)", file=sys.stderr)
     if created:
         print(
-            "rtctl: mint a client token with:  rtctl token issue --user alice --channel '*'",
+            "rtctl: mint a client token with:"
+            "  rtctl token issue --user alice --channel '*' --doc '*'",
             file=sys.stderr,
         )
 
