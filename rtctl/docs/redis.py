@@ -1,12 +1,14 @@
 """The Redis document store: standalone, Sentinel or Cluster, shared by every daemon.
 
-Keys (the three of one document share a Cluster hash tag, so every change to a
+Keys (the four of one document share a Cluster hash tag, so every change to a
 document is one single-slot Lua script in ``lua/``)::
 
     {<prefix>:d:<id>}:meta     hash    epoch, seq, base, generation, snapshot_bytes,
-                                       log_bytes, created_at, updated_at
+                                       log_bytes, created_at, updated_at, clocks_seq
     {<prefix>:d:<id>}:log      list    raw updates; index i holds seq base+1+i
     {<prefix>:d:<id>}:snap     string  the snapshot (absent while base is 0)
+    {<prefix>:d:<id>}:clocks   hash    the clock summary: Yjs client id -> highest
+                                       clock + 1 (trusted while clocks_seq is seq)
     <prefix>:docs              zset    document id -> when it was last indexed (µs)
 
 The index lives in another slot, so it is written with separate commands. It is a
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from rtctl.docs.store import (
     DocTail,
     DocumentTooLarge,
     compact_in_steps,
+    update_clocks,
 )
 from rtctl.errors import BackendUnavailable, ConfigError
 from rtctl.state.redis import _redis_errors, backend_call
@@ -57,8 +61,11 @@ def _stamp() -> int:
     return int(time.time() * 1_000_000)
 
 
-def _fail(waiting: list[tuple[bytes, asyncio.Future[int]]], exc: Exception) -> None:
-    for _, future in waiting:
+_Queued = tuple[bytes, str, asyncio.Future[int]]  # an update, its clocks (as sent), its caller
+
+
+def _fail(waiting: list[_Queued], exc: Exception) -> None:
+    for _, _, future in waiting:
         if not future.done():
             future.set_exception(exc)
 
@@ -76,9 +83,22 @@ class DocKeys:
         return f"{self.prefix}:docs"
 
     def doc(self, doc_id: str) -> list[str]:
-        """meta, log, snapshot of one document (one hash slot)."""
+        """meta, log, snapshot, clock summary of one document (one hash slot)."""
         tag = "{" + f"{self.prefix}:d:{doc_id}" + "}"
-        return [f"{tag}:meta", f"{tag}:log", f"{tag}:snap"]
+        return [f"{tag}:meta", f"{tag}:log", f"{tag}:snap", f"{tag}:clocks"]
+
+
+def _clocks_arg(clocks: Mapping[int, int] | None) -> str:
+    """An update's clocks as ``doc_append.lua`` takes them; '!' when unknown."""
+    if clocks is None:
+        return "!"
+    return " ".join(f"{c} {end}" for c, end in clocks.items())
+
+
+def _clocks(flat: list[bytes]) -> dict[int, int]:
+    """A clock summary as HGETALL gives it: client, end, client, end, …"""
+    values = [int(v) for v in flat]
+    return dict(zip(values[::2], values[1::2], strict=True))
 
 
 def _info(doc_id: str, row: dict[Any, Any]) -> DocInfo:
@@ -118,7 +138,7 @@ class RedisDocStore:
         self.close_client = close_client
         lua = Path(__file__).with_name("lua")
         self._scripts = {n: client.register_script((lua / f"{n}.lua").read_text()) for n in SCRIPTS}
-        self._queues: dict[str, list[tuple[bytes, asyncio.Future[int]]]] = {}
+        self._queues: dict[str, list[_Queued]] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._warm_lock = asyncio.Lock()
         self._warmed = False
@@ -156,15 +176,18 @@ class RedisDocStore:
 
     # the store -----------------------------------------------------------------------------
 
-    async def append(self, doc_id: str, update: bytes) -> int:
+    async def append(
+        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+    ) -> int:
         """Queued per document and sent in order, many per script call: appends this
         store makes to one document land in the order they were called."""
         update = bytes(update)
         if len(update) > self.max_doc_bytes:
             raise self._too_large(doc_id, 0, len(update))
+        known = _clocks_arg(update_clocks(update, clocks))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._queues.setdefault(doc_id, []).append((update, future))
+        self._queues.setdefault(doc_id, []).append((update, known, future))
         if doc_id not in self._flushers:
             self._flushers[doc_id] = loop.create_task(self._flush(doc_id))
         return await future
@@ -181,13 +204,15 @@ class RedisDocStore:
                 if not queue:
                     del self._queues[doc_id]
                 try:
-                    results = await self._append_batch(doc_id, [u for u, _ in batch])
+                    results = await self._append_batch(
+                        doc_id, [u for u, _, _ in batch], [c for _, c, _ in batch]
+                    )
                 except Exception as exc:
                     results = [exc] * len(batch)
                 except BaseException:
                     _fail(batch, BackendUnavailable("the document store stopped"))
                     raise
-                for (_, future), result in zip(batch, results, strict=True):
+                for (_, _, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         if isinstance(result, BaseException):
                             future.set_exception(result)
@@ -198,15 +223,18 @@ class RedisDocStore:
             _fail(self._queues.pop(doc_id, []), BackendUnavailable("the document store stopped"))
 
     @backend_call
-    async def _append_batch(self, doc_id: str, updates: list[bytes]) -> list[int | Exception]:
+    async def _append_batch(
+        self, doc_id: str, updates: list[bytes], clocks: list[str]
+    ) -> list[int | Exception]:
         await self._warm()
         keys = self.keys.doc(doc_id)
         bound = self.max_doc_bytes
-        reply = await self._run("doc_append", keys, [bound, 0, "", repr(time.time()), *updates])
+        args = [*updates, *clocks]
+        reply = await self._run("doc_append", keys, [bound, 0, "", repr(time.time()), *args])
         if int(reply[0]) == -1:  # no such document: index the id first, then create it
             await self.redis.zadd(self.keys.index, {doc_id: _stamp()})
             now = repr(time.time())
-            reply = await self._run("doc_append", keys, [bound, 1, new_epoch(), now, *updates])
+            reply = await self._run("doc_append", keys, [bound, 1, new_epoch(), now, *args])
             if int(reply[0]) == 1:  # heals a removal that raced the creation
                 with contextlib.suppress(*_redis_errors()):
                     await self.redis.zadd(self.keys.index, {doc_id: _stamp()})
@@ -273,10 +301,12 @@ class RedisDocStore:
 
     @backend_call
     async def _compact_read(self, doc_id: str) -> CompactPlan | None:
-        reply = await self._run("doc_read", self.keys.doc(doc_id), [0, ""])
+        reply = await self._run("doc_read", self.keys.doc(doc_id), [0, "", 1])
         if reply is None:
             return None
-        epoch, seq, base, generation, snapshot_bytes, log_bytes, _, snapshot, updates = reply
+        epoch, seq, base, generation, snapshot_bytes, log_bytes, _, snapshot, updates, clocks = (
+            reply
+        )
         seq, base = int(seq), int(base)
         if len(updates) != seq - base:
             raise CompactionFailed(
@@ -292,6 +322,7 @@ class RedisDocStore:
             updates=[bytes(u) for u in updates],
             snapshot_bytes=int(snapshot_bytes),
             log_bytes=int(log_bytes),
+            clocks=None if clocks is None else _clocks(clocks),
         )
 
     @backend_call

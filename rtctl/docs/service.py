@@ -26,7 +26,7 @@ import pycrdt
 
 from rtctl.auth import Identity
 from rtctl.docs import yjs
-from rtctl.docs.store import DocStore, DocTail, valid_doc_id
+from rtctl.docs.store import DocStore, DocTail, shape_clocks, valid_doc_id
 from rtctl.errors import Forbidden, PayloadTooLarge, RtctlError, UsageError
 from rtctl.hub import payload as p
 from rtctl.hub.sessions import SessionPool
@@ -176,10 +176,11 @@ class DocService:
             if doc.epoch is not None:  # deleted and written again: another document now
                 self._reset(doc, tail.epoch)
             doc.epoch = tail.epoch
-        if tail.snapshot:
-            doc.ydoc.apply_update(tail.snapshot)
-        for update in tail.updates:  # validated when stored; in seq order, so causal
-            doc.ydoc.apply_update(update)
+        with doc.ydoc.transaction():  # one for all: the same document, less overhead
+            if tail.snapshot:
+                doc.ydoc.apply_update(tail.snapshot)
+            for update in tail.updates:  # validated when stored; in seq order, so causal
+                doc.ydoc.apply_update(update)
         doc.base = tail.base
         doc.applied = max(doc.applied, tail.seq)
         doc.ahead = {s for s in doc.ahead if s > doc.applied}
@@ -294,7 +295,7 @@ class DocService:
             doc.stale = True
             raise RtctlError("the update could not be applied", code="invalid_update") from None
         try:
-            seq = await self.store.append(doc.id, update)
+            seq = await self.store.append(doc.id, update, clocks=shape_clocks(shape))
         except BaseException:
             doc.stale = True  # the copy holds an update the store refused or may not have
             raise

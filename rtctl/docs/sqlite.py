@@ -8,7 +8,9 @@ durable when it returns.
 
 Tables: ``docs`` (one row of counters per document), ``snapshots`` (the snapshot
 blob, apart from ``docs`` so that an append, which rewrites its ``docs`` row, never
-rewrites the snapshot) and ``updates`` (the log, keyed by document and seq).
+rewrites the snapshot), ``updates`` (the log, keyed by document and seq) and
+``clocks`` (the clock summary: per document and Yjs client the highest clock + 1,
+raised in the append's transaction; trusted while ``docs.clocks_seq`` is ``seq``).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rtctl.docs.store import (
     MAX_DOC_BYTES,
+    Clocks,
     CompactionFailed,
     CompactPlan,
     CompactResult,
@@ -35,11 +38,12 @@ from rtctl.docs.store import (
     DocTail,
     DocumentTooLarge,
     compact_in_steps,
+    update_clocks,
 )
 from rtctl.errors import BackendUnavailable
 
 MAX_BATCH = 1024  # requests taken off the queue per turn of the worker
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the clock summary (docs.clocks_seq, clocks)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     id TEXT PRIMARY KEY,
@@ -50,7 +54,8 @@ CREATE TABLE IF NOT EXISTS docs (
     snapshot_bytes INTEGER NOT NULL,
     log_bytes INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    clocks_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     doc_id TEXT PRIMARY KEY,
@@ -62,7 +67,17 @@ CREATE TABLE IF NOT EXISTS updates (
     data BLOB NOT NULL,
     PRIMARY KEY (doc_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clocks (
+    doc_id TEXT NOT NULL,
+    client INTEGER NOT NULL,
+    upto INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, client)
+) WITHOUT ROWID;
 """
+RAISE_CLOCK = (
+    "INSERT INTO clocks VALUES (?, ?, ?) ON CONFLICT (doc_id, client)"
+    " DO UPDATE SET upto = excluded.upto WHERE excluded.upto > clocks.upto"
+)
 INFO_COLUMNS = "id, epoch, seq, base, generation, snapshot_bytes, log_bytes, created_at, updated_at"
 
 
@@ -191,6 +206,9 @@ class SqliteDocStore:
                     f"SQLite: {self.path} has schema version {version}, newer than this rtctl"
                 )
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(docs)")}
+            if "clocks_seq" not in columns:  # version 1: documents without a summary
+                conn.execute("ALTER TABLE docs ADD COLUMN clocks_seq INTEGER")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             conn.close()
@@ -284,11 +302,13 @@ class SqliteDocStore:
             return [(r, None, own.get(id(r), err)) for r in reqs]
         return outcomes
 
-    def _append_one(self, conn: sqlite3.Connection, doc_id: str, update: bytes) -> int:
+    def _append_one(
+        self, conn: sqlite3.Connection, doc_id: str, update: bytes, given: Clocks | None
+    ) -> int:
         now = time.time()
         size = len(update)
         row = conn.execute(
-            "SELECT seq, snapshot_bytes, log_bytes FROM docs WHERE id = ?", (doc_id,)
+            "SELECT seq, snapshot_bytes, log_bytes, clocks_seq FROM docs WHERE id = ?", (doc_id,)
         ).fetchone()
         stored = 0 if row is None else row[1] + row[2]
         if stored + size > self.max_doc_bytes:
@@ -296,31 +316,43 @@ class SqliteDocStore:
                 f"document {doc_id} would grow past {self.max_doc_bytes} bytes"
                 f" ({stored} stored, update of {size})"
             )
+        # the summary goes on while it covers every seq so far; inspected here, off the loop
+        kept = row is None or row[3] == row[0]
+        clocks = update_clocks(update, given) if kept else None
+        summary = clocks is not None
         if row is None:
             seq = 1
             conn.execute(
-                "INSERT INTO docs VALUES (?, ?, 1, 0, 0, 0, ?, ?, ?)",
-                (doc_id, new_epoch(), size, now, now),
+                f"INSERT INTO docs ({INFO_COLUMNS}, clocks_seq)"
+                " VALUES (?, ?, 1, 0, 0, 0, ?, ?, ?, ?)",
+                (doc_id, new_epoch(), size, now, now, 1 if summary else None),
             )
+            conn.execute("DELETE FROM clocks WHERE doc_id = ?", (doc_id,))  # (none should be)
         else:
             seq = row[0] + 1
             conn.execute(
-                "UPDATE docs SET seq = ?, log_bytes = log_bytes + ?, updated_at = ? WHERE id = ?",
-                (seq, size, now, doc_id),
+                "UPDATE docs SET seq = ?, log_bytes = log_bytes + ?, updated_at = ?,"
+                " clocks_seq = ? WHERE id = ?",
+                (seq, size, now, seq if summary else None, doc_id),
             )
         conn.execute("INSERT INTO updates VALUES (?, ?, ?)", (doc_id, seq, update))
+        if summary and clocks:
+            conn.executemany(RAISE_CLOCK, [(doc_id, c, end) for c, end in clocks.items()])
         return seq
 
     # the store -----------------------------------------------------------------------------
 
-    async def append(self, doc_id: str, update: bytes) -> int:
+    async def append(
+        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+    ) -> int:
         update = bytes(update)
         if len(update) > self.max_doc_bytes:  # refused without a trip to the thread
             raise DocumentTooLarge(
                 f"an update of {len(update)} bytes exceeds the document bound"
                 f" of {self.max_doc_bytes} bytes"
             )
-        seq: int = await self._call(self._append_one, doc_id, update, append=True)
+        given = None if clocks is None else dict(clocks)
+        seq: int = await self._call(self._append_one, doc_id, update, given, append=True)
         return seq
 
     async def read(self, doc_id: str, after: int = 0, epoch: str | None = None) -> DocTail | None:
@@ -370,6 +402,11 @@ def _log(conn: sqlite3.Connection, doc_id: str, after: int) -> list[bytes]:
     return [bytes(r[0]) for r in rows]
 
 
+def _clocks(conn: sqlite3.Connection, doc_id: str) -> Clocks:
+    rows = conn.execute("SELECT client, upto FROM clocks WHERE doc_id = ?", (doc_id,))
+    return {client: upto for client, upto in rows}
+
+
 def _read(conn: sqlite3.Connection, doc_id: str, after: int, epoch: str | None) -> DocTail | None:
     conn.execute("BEGIN")
     try:
@@ -400,6 +437,7 @@ def _delete(conn: sqlite3.Connection, doc_id: str) -> bool:
     deleted = conn.execute("DELETE FROM docs WHERE id = ?", (doc_id,)).rowcount > 0
     conn.execute("DELETE FROM updates WHERE doc_id = ?", (doc_id,))
     conn.execute("DELETE FROM snapshots WHERE doc_id = ?", (doc_id,))
+    conn.execute("DELETE FROM clocks WHERE doc_id = ?", (doc_id,))
     conn.execute("COMMIT")
     return deleted
 
@@ -408,14 +446,16 @@ def _compact_read(conn: sqlite3.Connection, doc_id: str) -> CompactPlan | None:
     conn.execute("BEGIN")
     try:
         row = conn.execute(
-            "SELECT epoch, generation, base, seq, snapshot_bytes, log_bytes FROM docs WHERE id = ?",
+            "SELECT epoch, generation, base, seq, snapshot_bytes, log_bytes, clocks_seq"
+            " FROM docs WHERE id = ?",
             (doc_id,),
         ).fetchone()
         if row is None:
             return None
-        epoch, generation, base, seq, snapshot_bytes, log_bytes = row
+        epoch, generation, base, seq, snapshot_bytes, log_bytes, clocks_seq = row
         updates = _log(conn, doc_id, base)
         snapshot = _snapshot(conn, doc_id) if base else None
+        clocks = _clocks(conn, doc_id) if clocks_seq == seq else None
     finally:
         conn.execute("COMMIT")
     if len(updates) != seq - base:
@@ -423,7 +463,9 @@ def _compact_read(conn: sqlite3.Connection, doc_id: str) -> CompactPlan | None:
             f"document {doc_id}: the log holds {len(updates)} updates where"
             f" {seq - base} were expected; not compacted"
         )
-    return CompactPlan(epoch, generation, base, seq, snapshot, updates, snapshot_bytes, log_bytes)
+    return CompactPlan(
+        epoch, generation, base, seq, snapshot, updates, snapshot_bytes, log_bytes, clocks
+    )
 
 
 def _compact_commit(

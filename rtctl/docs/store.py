@@ -10,6 +10,15 @@ leaves either the old pair or the new one.
 ``epoch`` names one life of a document: deleting a document and writing to the id
 again starts a new epoch, which tells a node that its loaded copy is stale.
 
+Each document also has a *clock summary*: per Yjs client, the highest clock + 1 that
+any update appended in this epoch covers (its structs and its deletions), kept with
+every append in the same atomic step and read with the snapshot and log by the
+compactor. The merged document must reach it; checking that costs one comparison
+per client instead of decoding the whole log again. A summary is only trusted while
+it covers every seq (``clocks_seq == seq``): an update whose clocks are unknown (it
+does not decode, or an older rtctl appended it) ends it for the epoch, and such a
+document is compacted with the full inspection, as one without any summary.
+
 Two implementations: ``SqliteDocStore`` (embedded, ``rtctl.docs.sqlite``) and
 ``RedisDocStore`` (``rtctl.docs.redis``).
 """
@@ -18,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rtctl.errors import OperationFailed, PayloadTooLarge, UsageError
 from rtctl.state.base import iso
+
+if TYPE_CHECKING:
+    from rtctl.docs.yjs import UpdateShape
 
 MAX_DOC_BYTES = 16 << 20  # default bound on a document: snapshot + log
 DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
@@ -38,6 +50,38 @@ def valid_doc_id(value: object) -> str:
             " starting with a letter or digit"
         )
     return value
+
+
+Clocks = dict[int, int]  # Yjs client id -> highest clock + 1 covered
+CLOCK_LIMIT = 1 << 53  # client ids and clocks a summary holds (exact in a Lua number)
+
+
+def shape_clocks(shape: UpdateShape) -> Clocks | None:
+    """What an inspected update adds to its document's clock summary: per client the end
+    of its structs and of its deletions. None when a value is past ``CLOCK_LIMIT``
+    (never from a Yjs client; such a document is then compacted the slow way)."""
+    clocks = {c: end for c, (_, end) in shape.structs.items()}
+    for c, end in shape.deletes.items():
+        if end > clocks.get(c, 0):
+            clocks[c] = end
+    if any(c >= CLOCK_LIMIT or end >= CLOCK_LIMIT for c, end in clocks.items()):
+        return None
+    return clocks
+
+
+def update_clocks(update: bytes, clocks: Mapping[int, int] | None = None) -> Clocks | None:
+    """``clocks`` as given (checked against ``CLOCK_LIMIT``), or the update's own, found by
+    inspecting it; None when unknown (the update does not decode, or a value is too large)."""
+    if clocks is not None:
+        if any(c >= CLOCK_LIMIT or end >= CLOCK_LIMIT for c, end in clocks.items()):
+            return None
+        return dict(clocks)
+    from rtctl.docs import yjs  # (here: keeps this module free of pycrdt)
+
+    try:
+        return shape_clocks(yjs.inspect_update(update))
+    except yjs.MalformedUpdate:
+        return None
 
 
 class DocumentTooLarge(PayloadTooLarge):
@@ -101,9 +145,13 @@ class CompactResult:
 
 
 class DocStore(Protocol):
-    async def append(self, doc_id: str, update: bytes) -> int:
+    async def append(
+        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+    ) -> int:
         """Append one (already validated) update; durable when this returns its seq.
 
+        ``clocks``: the update's clocks (``shape_clocks`` of its inspection) for the
+        document's clock summary; when not given, the store inspects the update itself.
         Raises ``DocumentTooLarge`` when the document would exceed its bound."""
         ...
 
@@ -140,6 +188,7 @@ class CompactPlan:
     updates: list[bytes]
     snapshot_bytes: int
     log_bytes: int  # the whole log when read (equal to the updates' bytes)
+    clocks: Clocks | None = None  # the clock summary as of ``seq``; None: not known
 
     @property
     def bytes(self) -> int:
@@ -155,7 +204,7 @@ async def merge_plan(doc_id: str, plan: CompactPlan) -> bytes:
     from rtctl.docs import yjs  # (here: keeps this module free of pycrdt)
 
     try:
-        return await asyncio.to_thread(yjs.merge, plan.snapshot, plan.updates)
+        return await asyncio.to_thread(yjs.merge, plan.snapshot, plan.updates, plan.clocks)
     except (UsageError, ValueError) as exc:  # PendingHistory, MalformedUpdate; pycrdt refusing
         raise CompactionFailed(
             f"document {doc_id}: cannot compact updates {plan.base + 1}..{plan.seq}:"

@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -17,11 +18,14 @@ import pytest
 from rtctl.docs import redis as redis_docs
 from rtctl.docs import yjs
 from rtctl.docs.redis import RedisDocStore
+from rtctl.docs.service import DocService
 from rtctl.docs.sqlite import SqliteDocStore
 from rtctl.docs.store import (
     CompactionFailed,
+    CompactPlan,
     DocStore,
     DocumentTooLarge,
+    shape_clocks,
 )
 from rtctl.errors import BackendUnavailable, ConfigError, OperationFailed
 from rtctl.state.redis_url import open_client
@@ -316,6 +320,164 @@ async def test_pending_history_is_not_compacted(store: DocStore) -> None:
     assert stored(await store.read("d")) == expected(e)
 
 
+# the clock summary ---------------------------------------------------------------------------
+
+
+def summary_of(updates: list[bytes]) -> dict[int, int]:
+    """What a document's clock summary must be after these updates."""
+    summary: dict[int, int] = {}
+    for update in updates:
+        clocks = shape_clocks(yjs.inspect_update(update))
+        assert clocks is not None
+        for c, end in clocks.items():
+            summary[c] = max(summary.get(c, 0), end)
+    return summary
+
+
+async def plan_of(store: DocStore, doc_id: str) -> CompactPlan:
+    assert isinstance(store, SqliteDocStore | RedisDocStore)
+    plan = await store._compact_read(doc_id)
+    assert plan is not None
+    return plan
+
+
+async def test_clock_summary_is_kept_with_every_append(open_store: OpenStore) -> None:
+    """Cumulative over the document's life (compactions do not shrink it), as of the
+    plan's seq, the same whether the caller gives the clocks or the store finds them;
+    a refused update adds nothing; a delete starts it over."""
+    store = await open_store(max_doc_bytes=4000)
+    ed = Editors(3, seed=2)
+    first = [ed.edit(i % 3) for i in range(12)]
+    await asyncio.gather(*(store.append("d", u) for u in first[:6]))  # the store inspects
+    for u in first[6:]:  # the caller inspected (as DocService does)
+        await store.append("d", u, clocks=shape_clocks(yjs.inspect_update(u)))
+    plan = await plan_of(store, "d")
+    assert plan.clocks == summary_of(first) and len(plan.clocks) == 3
+    await store.compact("d")
+    with pytest.raises(DocumentTooLarge):
+        await store.append("d", b"\x00\x00" + b"\x00" * 4000, clocks={12345: 99})
+    second = [ed.edit(0), ed.edit(1)]
+    await append_all(store, "d", second)
+    plan = await plan_of(store, "d")
+    assert plan.clocks == summary_of(first + second) and len(plan.updates) == 2
+    await store.append("d", ed.edit(2))  # after the plan's seq: not in the plan
+    assert plan.clocks == summary_of(first + second)
+    assert (await plan_of(store, "d")).clocks == summary_of(ed.updates)
+
+    again = await open_store()  # another node, or after a restart
+    assert (await plan_of(again, "d")).clocks == summary_of(ed.updates)
+    await again.delete("d")
+    fresh = Editors(1)
+    await store.append("d", fresh.edit(0))
+    assert (await plan_of(store, "d")).clocks == summary_of(fresh.updates)
+    await store.append("e", yjs.EMPTY_UPDATE)
+    assert (await plan_of(store, "e")).clocks == {}
+
+
+async def test_compaction_checks_the_summary(store: DocStore) -> None:
+    """The merge is held to the summary: clocks a caller claims that the log does not
+    hold stop compaction, as history that is missing would."""
+    ed = Editors(2, seed=4)
+    updates = [ed.edit(i % 2) for i in range(6)]
+    await append_all(store, "d", updates)
+    client = next(iter(summary_of(updates)))
+    extra = ed.edit(0)
+    claimed = {client: summary_of([*updates, extra])[client] + 1}
+    await store.append("d", extra, clocks=claimed)
+    info = await store.info("d")
+    with pytest.raises(CompactionFailed, match="history"):
+        await store.compact("d")
+    assert await store.info("d") == info
+
+
+async def test_pending_history_is_refused_with_the_summary(open_store: OpenStore) -> None:
+    """A hole in the log: refused whether the clocks came from the caller or the store,
+    in one compaction or after earlier ones; compacted once the hole is filled."""
+    store = await open_store()
+    ed = Editors(3, seed=13)
+    e = [ed.edit(i % 3) for i in range(4)] + [ed.edit(1, "ab"), ed.edit(1, "c")]
+    e += [ed.edit(i % 3) for i in range(3)]
+    await append_all(store, "d", e[:3])
+    await store.compact("d")
+    for u in [e[3], e[5], e[6], e[7], e[8]]:  # e[5] builds on e[4], not stored
+        await store.append("d", u, clocks=shape_clocks(yjs.inspect_update(u)))
+    plan = await plan_of(store, "d")
+    assert plan.clocks == summary_of(e)  # the hole is in the log, not in its clocks
+    info = await store.info("d")
+    with pytest.raises(CompactionFailed, match="history"):
+        await store.compact("d")
+    assert await store.info("d") == info
+    await store.append("d", e[4])  # the log is now out of causal order: several passes
+    result = await store.compact("d")
+    assert result is not None and result.compacted == 6
+    assert stored(await store.read("d")) == expected(e)
+
+
+async def test_unknown_clocks_end_the_summary(store: DocStore) -> None:
+    """An update the store cannot inspect (or clocks past 2**53): the document has no
+    summary for the rest of its life, and compacts by inspecting everything."""
+    ed = Editors(1)
+    await append_all(store, "ok", [ed.edit(0), ed.edit(0)])
+    await store.append("ok", ed.edit(0), clocks={(1 << 53) - 1: 3})  # the largest kept
+    plan = await plan_of(store, "ok")
+    assert plan.clocks == {**summary_of(ed.updates[:2]), (1 << 53) - 1: 3}  # as given
+
+    ed = Editors(1)
+    await append_all(store, "big", [ed.edit(0), ed.edit(0)])
+    await store.append("big", ed.edit(0), clocks={1 << 53: 1})
+    await store.append("big", ed.edit(0))
+    assert (await plan_of(store, "big")).clocks is None
+    result = await store.compact("big")
+    assert result is not None and result.compacted == 4
+    await store.append("big", ed.edit(0))
+    assert (await plan_of(store, "big")).clocks is None
+    assert stored(await store.read("big")) == expected(ed.updates)
+
+    ed = Editors(1)
+    await store.append("bad", ed.edit(0))
+    await store.append("bad", b"\x01\x02")  # does not decode: stored all the same
+    await store.append("bad", ed.edit(0))
+    assert (await plan_of(store, "bad")).clocks is None
+    with pytest.raises(CompactionFailed):
+        await store.compact("bad")
+    await store.delete("bad")
+    await store.append("bad", Editors(1).edit(0))  # a new life: a new summary
+    assert (await plan_of(store, "bad")).clocks is not None
+
+
+async def test_service_hands_the_store_the_clocks_it_inspected(
+    store: DocStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DocService inspects every update before it appends it: the store need not again;
+    a copy catching up from a snapshot and a log holds what the store does."""
+    given: list[dict[int, int] | None] = []
+    real = store.append
+
+    async def append(doc_id: str, update: bytes, clocks: dict[int, int] | None = None) -> int:
+        given.append(clocks)
+        return await real(doc_id, update, clocks)
+
+    monkeypatch.setattr(store, "append", append)
+    svc = DocService(store, cast(Any, None), cast(Any, None), cast(Any, None))
+    doc = svc._load("d")
+    ed = Editors(2, seed=6)
+    for i in range(20):
+        await svc._store_update(doc, ed.edit(i % 2))
+    assert given == [shape_clocks(yjs.inspect_update(u)) for u in ed.updates]
+    assert (await plan_of(store, "d")).clocks == summary_of(ed.updates)
+    await store.compact("d")
+    await append_all(store, "d", [ed.edit(i % 2) for i in range(5)])  # another node's
+    other = svc._load("other")
+    await svc._catch_up(doc)
+    tail = await store.read("d")
+    assert tail is not None
+    svc._apply_tail(other, tail)  # snapshot + log in one transaction
+    assert (
+        doc.ydoc.get_update() == other.ydoc.get_update() == yjs.merge(tail.snapshot, tail.updates)
+    )
+    assert yjs.doc_state(doc.ydoc) == yjs.doc_state(other.ydoc) == expected(ed.updates)[1]
+
+
 # SQLite ------------------------------------------------------------------------------------
 
 
@@ -362,6 +524,69 @@ async def test_sqlite_group_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert isinstance(results[1], DocumentTooLarge)
     finally:
         await store.close()
+
+
+SCHEMA_V1 = """
+CREATE TABLE docs (
+    id TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL, base INTEGER NOT NULL,
+    generation INTEGER NOT NULL, snapshot_bytes INTEGER NOT NULL, log_bytes INTEGER NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE snapshots (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE updates (
+    doc_id TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (doc_id, seq)
+) WITHOUT ROWID;
+PRAGMA user_version=1;
+"""
+
+
+async def test_sqlite_documents_from_before_the_summary(tmp_path: Path) -> None:
+    """A file of schema 1 gains the summary table; its documents have no summary, so
+    they compact by inspecting everything (a hole still refused); new ones have one."""
+    path = tmp_path / "documents.sqlite3"
+    ed = Editors(2, seed=8)
+    e = [ed.edit(i % 2) for i in range(8)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_V1)
+        for doc_id, log in (("whole", e[:4]), ("holed", [e[0], e[2], e[3]])):
+            conn.execute(
+                "INSERT INTO docs VALUES (?, 'e1', ?, 0, 0, 0, ?, 1.0, 1.0)",
+                (doc_id, len(log), sum(map(len, log))),
+            )
+            conn.executemany(
+                "INSERT INTO updates VALUES (?, ?, ?)",
+                [(doc_id, i + 1, u) for i, u in enumerate(log)],
+            )
+    conn.close()
+    store = SqliteDocStore(path)
+    await store.start()
+    try:
+        await store.append("whole", e[4])
+        assert (await plan_of(store, "whole")).clocks is None
+        result = await store.compact("whole")
+        assert result is not None and result.compacted == 5
+        assert stored(await store.read("whole")) == expected(e[:5])
+        with pytest.raises(CompactionFailed, match="history"):
+            await store.compact("holed")
+        await store.append("new", e[0])
+        assert (await plan_of(store, "new")).clocks == summary_of(e[:1])
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("SELECT clocks_seq FROM docs WHERE id = 'whole'").fetchone() == (None,)
+        rows = conn.execute("SELECT count(*) FROM clocks WHERE doc_id = 'new'").fetchone()
+        assert rows == (1,)
+    conn.close()
+    store = SqliteDocStore(path)  # opened again: nothing to migrate
+    await store.start()
+    try:
+        assert await store.delete("new")
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM clocks").fetchone() == (0,)
+    conn.close()
 
 
 async def test_sqlite_loop_stays_free(tmp_path: Path) -> None:
@@ -432,6 +657,46 @@ async def test_redis_index_is_a_superset_cleaned_lazily(
         await raw.aclose()
 
 
+async def test_redis_summary_keys_and_older_writers(redis_server: object) -> None:
+    """The summary is one hash beside the document (client ids as decimal strings),
+    gone with it; a document whose summary does not cover every seq (written by an
+    older rtctl, or a summary from before a torn delete) compacts by inspecting."""
+    url = redis_server.url  # type: ignore[attr-defined]
+    store = RedisDocStore(open_client(url), "sum")
+    raw = open_client(url)
+    meta, clocks = "{sum:d:d}:meta", "{sum:d:d}:clocks"
+    try:
+        ed = Editors(2, seed=9)
+        e = [ed.edit(i % 2) for i in range(4)]
+        await append_all(store, "d", e[:3])
+        want = summary_of(e[:3])
+        assert await raw.hgetall(clocks) == {
+            str(c).encode(): str(end).encode() for c, end in want.items()
+        }
+        assert await raw.hget(meta, "clocks_seq") == b"3"
+        await raw.hset(meta, "clocks_seq", "2")  # an older rtctl appended the last one
+        await store.append("d", e[3])
+        assert await raw.hget(meta, "clocks_seq") is None and not await raw.exists(clocks)
+        assert (await plan_of(store, "d")).clocks is None
+        result = await store.compact("d")
+        assert result is not None and result.compacted == 4
+        ed.edit(0, "lost")  # never stored
+        await store.append("d", ed.edit(0, "x"))  # builds on the one not stored
+        with pytest.raises(CompactionFailed, match="history"):
+            await store.compact("d")
+
+        assert await store.delete("d")
+        assert not await raw.exists(meta, clocks)
+        await raw.hset(clocks, "7", "100")  # left behind by a torn delete
+        fresh = Editors(1)
+        await store.append("d", fresh.edit(0))
+        assert (await plan_of(store, "d")).clocks == summary_of(fresh.updates)
+        await store.compact("d")
+    finally:
+        await store.close()
+        await raw.aclose()
+
+
 async def test_redis_index_healed_after_racing_removal(redis_server: object) -> None:
     """A delete that removes the id between a creator's index write and its append:
     the creator indexes the id again after creating the document."""
@@ -441,7 +706,7 @@ async def test_redis_index_healed_after_racing_removal(redis_server: object) -> 
     real_run = store._run
 
     async def racing(script: str, keys: list[str], args: list[object]) -> object:
-        if script == "doc_append" and args[2] == 1:
+        if script == "doc_append" and args[1] == 1:
             assert await store.delete("d") is False  # removes the fresh index entry
             assert await raw.zscore("race:docs", "d") is None
         return await real_run(script, keys, args)

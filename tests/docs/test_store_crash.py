@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 from rtctl.docs import yjs
 from rtctl.docs.redis import RedisDocStore
 from rtctl.docs.sqlite import SqliteDocStore
-from rtctl.docs.store import CompactPlan
+from rtctl.docs.store import CompactPlan, shape_clocks
 from rtctl.state.redis_url import open_client
 from tests.docs.conftest import Editors, document, expected, unique_prefix
 
@@ -50,6 +50,17 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+
+
+def summary(updates: list[bytes]) -> dict[int, int]:
+    """The clock summary of a document that these updates made."""
+    out: dict[int, int] = {}
+    for update in updates:
+        clocks = shape_clocks(yjs.inspect_update(update))
+        assert clocks is not None
+        for c, end in clocks.items():
+            out[c] = max(out.get(c, 0), end)
+    return out
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -79,11 +90,13 @@ class StoreMachine(RuleBasedStateMachine):
 
     # writers --------------------------------------------------------------------------------
 
-    @rule(client=st.integers(0, CLIENTS - 1), edits=st.integers(1, 4))
-    def append(self, client: int, edits: int) -> None:
+    @rule(client=st.integers(0, CLIENTS - 1), edits=st.integers(1, 4), given=st.booleans())
+    def append(self, client: int, edits: int, given: bool) -> None:
+        """``given``: the caller inspected the update (as DocService does), else the store."""
         for _ in range(edits):
             update = self.editors.edit(client)
-            seq = self.run(self.store.append(DOC, update))
+            clocks = shape_clocks(yjs.inspect_update(update)) if given else None
+            seq = self.run(self.store.append(DOC, update, clocks=clocks))
             self.acked.append(update)
             assert seq == len(self.acked)
 
@@ -120,13 +133,16 @@ class StoreMachine(RuleBasedStateMachine):
         plan = self.run(self.store._compact_read(DOC))
         if plan is not None:
             assert plan.seq == len(self.acked) and len(plan.updates) == plan.seq - plan.base
+            assert plan.clocks == summary(self.acked), "the summary of this life, as of seq"
             self.read_plans.append(plan)
 
     @precondition(lambda self: self.read_plans)
     @rule(data=st.data())
     def compact_merge(self, data: st.DataObject) -> None:
         plan = self.read_plans.pop(data.draw(st.integers(0, len(self.read_plans) - 1)))
-        self.merged.append((plan, yjs.merge(plan.snapshot, plan.updates)))
+        merged = yjs.merge(plan.snapshot, plan.updates, plan.clocks)
+        assert merged == yjs.merge(plan.snapshot, plan.updates)  # the same as inspecting it all
+        self.merged.append((plan, merged))
 
     @precondition(lambda self: self.merged)
     @rule(data=st.data(), again=st.booleans())
@@ -255,13 +271,13 @@ def test_machine_smoke(kind: str, tmp_path: Path, request: pytest.FixtureRequest
     machine_class = type("Smoke", (StoreMachine,), {"opener": staticmethod(opener)})
     m = machine_class()
     try:
-        m.append(0, 3)
+        m.append(0, 3, False)
         m.append_concurrently([0, 1, 2, 1])
         m.compact_read()
         m.compact_read()
         m.read_plans, first = m.read_plans[:1], m.read_plans[1]
         m.merged.append((first, yjs.merge(first.snapshot, first.updates)))
-        m.append(1, 2)
+        m.append(1, 2, True)
         m.stored_document_is_what_was_acknowledged()
 
         class Draw:
@@ -275,13 +291,13 @@ def test_machine_smoke(kind: str, tmp_path: Path, request: pytest.FixtureRequest
         m.reader_catches_up()
         m.restart()
         m.sync(0, 1)
-        m.append(0, 2)
+        m.append(0, 2, True)
         m.compact()
         m.reader_catches_up()
         m.compact_read()
         m.delete()
         m.stored_document_is_what_was_acknowledged()
-        m.append(2, 1)
+        m.append(2, 1, False)
         m.compact_merge(Draw())  # type: ignore[arg-type]
         m.compact_commit(Draw(), again=False)  # type: ignore[arg-type]  # old epoch: refused
         m.reader_catches_up()

@@ -1,31 +1,41 @@
--- Append updates to a document's log, in order, each under the next sequence number.
+-- Append updates to a document's log, in order, each under the next sequence number,
+-- and raise its clock summary by the clocks of the stored ones.
 -- Guarantees: seq grows by one per stored update and the log's index i holds seq
 -- base+1+i; an update that would take snapshot + log past the bound is refused and
 -- changes nothing (the others still go in); a document is only created when the
--- caller says it indexed the id first.
--- KEYS[1] meta hash   KEYS[2] log list   KEYS[3] snapshot string (one hash slot)
+-- caller says it indexed the id first. The summary (KEYS[4]) is trusted while meta's
+-- clocks_seq equals seq: an update with unknown clocks ('!') ends it for the epoch.
+-- KEYS[1] meta hash   KEYS[2] log list   KEYS[3] snapshot string
+-- KEYS[4] clocks hash (Yjs client id -> highest clock + 1; one hash slot)
 -- ARGV[1] bound (bytes)   ARGV[2] '1': may create the document
--- ARGV[3] epoch for a new document   ARGV[4] now (seconds)   ARGV[5..] the updates
+-- ARGV[3] epoch for a new document   ARGV[4] now (seconds)   ARGV[5..4+n] the updates
+-- ARGV[5+n..4+2n] their clocks: 'client end client end …' (decimal), or '!': unknown
 -- Returns {-1} when the document does not exist and ARGV[2] is not '1'; else
 -- {1 if it created the document else 0, {seq or 0 (refused) per update},
 --  {bytes stored before each update}}.
 local bound = tonumber(ARGV[1])
-local m = redis.call('HMGET', KEYS[1], 'seq', 'snapshot_bytes', 'log_bytes')
+local n = (#ARGV - 4) / 2
+local m = redis.call('HMGET', KEYS[1], 'seq', 'snapshot_bytes', 'log_bytes', 'clocks_seq')
 local exists = m[1] and true or false
 if not exists and ARGV[2] ~= '1' then return {-1} end
 local seq, snapshot_bytes, log_bytes = 0, 0, 0
+local summary = true  -- a new document starts one
 if exists then
   seq, snapshot_bytes, log_bytes = tonumber(m[1]), tonumber(m[2]), tonumber(m[3])
+  summary = m[4] == m[1]
 end
+-- client ids stay strings (53 bits: past a Lua number's exact integers in general);
+-- clocks are compared as numbers (small)
+local ends, texts = {}, {}
 local created, seqs, stored = 0, {}, {}
-for i = 5, #ARGV do
+for i = 5, 4 + n do
   local size = string.len(ARGV[i])
   stored[#stored + 1] = snapshot_bytes + log_bytes
   if snapshot_bytes + log_bytes + size > bound then
     seqs[#seqs + 1] = 0
   else
     if not exists then
-      redis.call('DEL', KEYS[2], KEYS[3])  -- nothing should be there; a torn delete
+      redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])  -- nothing should be there; a torn delete
       redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'base', '0', 'generation', '0',
         'snapshot_bytes', '0', 'created_at', ARGV[4])
       exists, created = true, 1
@@ -34,10 +44,37 @@ for i = 5, #ARGV do
     seq = seq + 1
     log_bytes = log_bytes + size
     seqs[#seqs + 1] = seq
+    local clocks = ARGV[i + n]
+    if clocks == '!' then
+      summary = false
+    elseif summary then
+      for client, text in string.gmatch(clocks, '(%d+) (%d+)') do
+        local clock = tonumber(text)
+        if not ends[client] or clock > ends[client] then
+          ends[client], texts[client] = clock, text
+        end
+      end
+    end
   end
 end
 if exists and (created == 1 or seq > tonumber(m[1])) then
-  redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq),
-    'log_bytes', string.format('%d', log_bytes), 'updated_at', ARGV[4])
+  if summary then
+    for client, clock in pairs(ends) do
+      local had = redis.call('HGET', KEYS[4], client)
+      if not had or clock > tonumber(had) then
+        redis.call('HSET', KEYS[4], client, texts[client])
+      end
+    end
+    redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq),
+      'log_bytes', string.format('%d', log_bytes), 'updated_at', ARGV[4],
+      'clocks_seq', string.format('%d', seq))
+  else
+    if m[4] then
+      redis.call('HDEL', KEYS[1], 'clocks_seq')
+      redis.call('DEL', KEYS[4])
+    end
+    redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq),
+      'log_bytes', string.format('%d', log_bytes), 'updated_at', ARGV[4])
+  end
 end
 return {created, seqs, stored}

@@ -3,6 +3,7 @@
 -- Guarantees: only when epoch and generation are those read; exactly the compacted
 -- entries (seq base+1 .. ARGV[3]) leave the log, entries appended meanwhile stay.
 -- KEYS[1] meta hash   KEYS[2] log list   KEYS[3] snapshot string (one hash slot)
+-- (KEYS[4], the clock summary, stays as it is: it covers the snapshot too)
 -- ARGV[1] epoch   ARGV[2] generation   ARGV[3] last seq compacted   ARGV[4] new snapshot
 -- ARGV[5] bytes of the compacted log entries   ARGV[6] now (seconds)
 -- Returns {generation, snapshot_bytes, log_bytes} after it (nothing written when it
