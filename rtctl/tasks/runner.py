@@ -167,8 +167,7 @@ class TaskRunner:
         if running is None or running.task is None or running.stopping:
             return False
         running.stopping = True
-        running.task.cancel()
-        await asyncio.wait({running.task}, timeout=STOP_WAIT)
+        running.task.cancel()  # it runs no further step but its cleanup: no token follows
         record = running.record
         body: dict[str, Any] = {"data": {"type": "chat:tasks:cancel",
                                          "data": {"task_id": record.id}}}  # fmt: skip
@@ -176,8 +175,9 @@ class TaskRunner:
             body["chat_id"] = record.item_id
         if running.ctx.message_id is not None:
             body["message_id"] = running.ctx.message_id
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the cancel first, then the cleanup's chat:active
             await self._emit("events", body, user_room(record.user_id))
+        await asyncio.wait({running.task}, timeout=STOP_WAIT)
         return True
 
     async def stop_all(self) -> int:
