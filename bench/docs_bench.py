@@ -57,6 +57,7 @@ from targets import (
 
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+from rtctl.docs import service as docs_service  # noqa: E402
 from rtctl.docs import yjs  # noqa: E402
 from rtctl.docs.service import DocService  # noqa: E402
 from rtctl.docs.sqlite import SqliteDocStore  # noqa: E402
@@ -1185,7 +1186,7 @@ def report_amp(res: Result) -> tuple[str, list[list[str]]]:
     foot = (
         f"policy: compact once the log holds >= {res['threshold']} updates and >="
         f" {res['ratio']:g}x the snapshot's bytes, or >= {res['threshold'] * res['hard']:,}"
-        " updates whatever the bytes"
+        f" updates and >= {docs_service.COMPACT_HARD_RATIO:g}x the snapshot's bytes"
     )
     if (r := res["sessions"].get("1 MiB document, 3 typists")) and r["since_base_bytes"]:
         foot += (
