@@ -11,9 +11,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import engineio
+import engineio.async_socket
+import engineio.exceptions
 import socketio
 from socketio import packet as sio_packet
 
@@ -32,6 +34,44 @@ REFUSED_CLOSE_DELAY = 1.0  # seconds a refused client has to read connect_error 
 LIFECYCLE_EVENTS = frozenset({"connect", "disconnect", "*"})
 # Binary attachments one packet may announce (python-socketio allows 999999999).
 MAX_ATTACHMENTS = 16
+
+
+class HubSocket(engineio.async_socket.AsyncSocket):
+    """An Engine.IO socket whose writer waits for packets without a timer per packet.
+
+    engine.io's ``poll`` wraps every wait in ``asyncio.wait_for`` (a Task and a timer
+    per packet sent, a third of a delivery's CPU in fan-out). The timeout is redundant
+    on a WebSocket: the reader waits with the same timeout and, when it gives up or the
+    peer goes, queues the ``None`` that ends the writer; a close queues one too. Packets
+    already queued are taken without waiting at all.
+    """
+
+    async def poll(self) -> list[Any]:
+        if not self.upgraded:  # long-polling answers each GET: keep engine.io's timeout
+            return cast(list[Any], await super().poll())
+        queue = self.queue
+        try:
+            first = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            try:
+                first = await queue.get()
+            except asyncio.CancelledError:
+                raise engineio.exceptions.QueueEmpty() from None
+        queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while True:
+            try:
+                pkt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            queue.task_done()
+            if pkt is None:
+                queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
 
 
 class HubEngine(engineio.AsyncServer):
@@ -89,6 +129,9 @@ class HubServer(socketio.AsyncServer):
         Engine.IO accepts a connection before any token is seen; a client that never
         sends its Socket.IO connect would otherwise hold the socket for good.
         """
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is engineio.async_socket.AsyncSocket:
+            socket.__class__ = HubSocket  # see HubSocket; same state, a cheaper writer wait
         await super()._handle_eio_connect(eio_sid, environ)
         asyncio.get_running_loop().call_later(
             self.connect_timeout,
