@@ -9,7 +9,9 @@ targeted  emits to one user's room from inside a daemon (rtctl's ClusterManager 
 fanout    one channel, clients split over two Redis-mode daemons vs all on one embedded daemon.
 reaper    the event loop's worst stall while the reaper sweeps a dead node's sessions, and
           while list_sessions() reads them (bench/redis_node.py stall).
-cli       `rtctl sessions list -o json` as a whole process on sessions of two live nodes.
+cli       `rtctl sessions list` (-o json and tab-separated) as a whole process on sessions of
+          two live nodes, beside `rtctl --help` and a TAB completion (--cli-bytecode: with
+          rtctl's bytecode cached, as installed, even under PYTHONDONTWRITEBYTECODE).
 levers    CPU per emit of one daemon's emit path and bus, as is and with publishing changed in
           that process only, and per message received (bench/redis_node.py levers).
 """
@@ -554,6 +556,10 @@ def cli(scratch: Path, redis: RedisServer, args: argparse.Namespace) -> dict[str
     uvloop.run(setup(False))
     env = {k: v for k, v in base_env().items() if k not in ("RTCTL_CONFIG",)}
     env |= {"RTCTL_REDIS_URL": redis.url, "RTCTL_PREFIX": prefix}
+    if args.cli_bytecode:  # as an installed rtctl runs: its modules' bytecode cached
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    bytecode = "PYTHONDONTWRITEBYTECODE" not in env
     exe = str(VENV_BIN / "rtctl")
     listing = subprocess.run([exe, "sessions", "list", "-o", "json"], env=env, capture_output=True,
                              timeout=60, check=True)  # fmt: skip
@@ -561,14 +567,20 @@ def cli(scratch: Path, redis: RedisServer, args: argparse.Namespace) -> dict[str
     runs = args.cli_runs
     results: dict[str, Result] = {"python -c pass": timed([PY, "-c", "pass"], env, runs)}
     results["rtctl --help"] = timed([exe, "--help"], env, runs)
+    tab = env | {"_RTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "rtctl sessions list -o ",
+                 "COMP_CWORD": "4"}  # fmt: skip
+    results["TAB: rtctl sessions list -o <TAB> (bash)"] = timed([exe], tab, runs)
     empty = env | {"RTCTL_PREFIX": "cli-empty"}
     results["rtctl sessions list -o json, 0 sessions"] = timed(
         [exe, "sessions", "list", "-o", "json"], empty, runs
     )
-    uvloop.run(setup(True))  # fresh heartbeats: both nodes stay live for the timed runs
-    key = f"rtctl sessions list -o json, {n:,} sessions"
-    results[key] = timed([exe, "sessions", "list", "-o", "json"], env, runs) | {"listed": listed}
+    for label, opts in (("-o json", ["-o", "json"]), ("(tab-separated)", [])):
+        uvloop.run(setup(True))  # fresh heartbeats: both nodes stay live for the timed runs
+        key = f"rtctl sessions list {label}, {n:,} sessions"
+        results[key] = timed([exe, "sessions", "list", *opts], env, runs) | {"listed": listed}
     print(f"{results[key]['median_ms']:.0f} ms median", file=sys.stderr)
+    for r in results.values():
+        r["bytecode_cached"] = bytecode
     return results
 
 
@@ -703,7 +715,12 @@ def _sweep_cells(s: Result) -> list[str]:
 def cli_table(results: dict[str, Result]) -> str:
     rows = [[k, f"{r['median_ms']:.0f}", f"{r['p90_ms']:.0f}", f"{r['min_ms']:.0f}",
              f"{r['stdout_bytes']:,}"] for k, r in results.items()]  # fmt: skip
-    return grid(["command (whole process)", "median ms", "p90 ms", "min ms", "stdout bytes"], rows)
+    cached = any(r.get("bytecode_cached") for r in results.values())
+    note = ("rtctl's bytecode cached (as installed)" if cached else
+            "PYTHONDONTWRITEBYTECODE set: rtctl's modules compiled on every run (--cli-bytecode"
+            " caches them)")  # fmt: skip
+    header = ["command (whole process)", "median ms", "p90 ms", "min ms", "stdout bytes"]
+    return grid(header, rows) + f"\n({note})"
 
 
 # main ------------------------------------------------------------------------------------------
@@ -721,6 +738,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=100_000, help="sessions the reaper sweeps")
     p.add_argument("--cli-sessions", type=int, default=10_000)
     p.add_argument("--cli-runs", type=int, default=10)
+    p.add_argument("--cli-bytecode", action="store_true",
+                   help="cli: cache rtctl's bytecode (in the scratch dir) even if "
+                   "PYTHONDONTWRITEBYTECODE is set, as an installed rtctl runs")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="~1 min smoke run")
     p.add_argument("--json", type=Path, help="also write all raw results here")
     args = p.parse_args()

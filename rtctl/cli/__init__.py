@@ -13,11 +13,12 @@
     token.py config.py
                     one module per command group: parse options, fetch, render
     completion.py   shell completion at TAB time
+    coercion.py     plain option values converted without typer's pydantic adapters
     _gen.py         regenerates completions/ and docs/cli.md from the command tree
 
 A command parses its options, calls a plain function or a ``Remote`` method that
 fetches or acts, then a renderer from ``output``; the three never mix. Nothing heavy
 (rich, jwt, http.client, the server) is imported until a command needs it, so
-``rtctl --help`` and TAB completion start fast. The CLI imports the server only inside
-``rtctl serve``.
+``rtctl --help`` and TAB completion start fast; running a command imports and builds
+only its own group's module. The CLI imports the server only inside ``rtctl serve``.
 """

@@ -20,7 +20,6 @@ from rtctl.cli.common import DESTRUCTIVE, LISTING, Invocation, command, group
 from rtctl.cli.inputs import STDIN, read_ids
 from rtctl.cli.output import confirm, print_fields, print_ids, print_rows, say
 from rtctl.cli.remote import Record
-from rtctl.docs.store import valid_doc_id
 from rtctl.errors import NotFound, OperationFailed, UsageError
 
 app = group("docs", "Collaborative (Yjs) documents.")
@@ -36,6 +35,8 @@ class ExportFormat(StrEnum):
 
 def doc_id(value: str) -> str:
     """A document id as the daemon would take it, else a usage error (exit 2)."""
+    from rtctl.docs.store import valid_doc_id  # asyncio and more: only when a command runs
+
     try:
         return valid_doc_id(value)
     except UsageError:

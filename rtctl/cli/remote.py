@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from rtctl import keystore
 from rtctl.cli.errors import from_http
 from rtctl.config import Settings
 from rtctl.errors import BackendUnavailable, ConfigError, OperationFailed
@@ -112,6 +111,8 @@ class AdminApiRemote:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdminApiRemote:
+        from rtctl import keystore  # hmac, secrets: not for commands that never get here
+
         token = keystore.admin_token(settings)
         if settings.admin_token:
             origin = settings.sources.get("admin_token", "configuration")

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl import keystore
 from rtctl.cli import views
 from rtctl.cli.common import DESTRUCTIVE, JWT_FLAGS, LISTING, Invocation, command, group
 from rtctl.cli.inputs import read_token
@@ -61,6 +60,8 @@ def issue(
 
 def signing_key(settings: Settings) -> tuple[str, str]:
     """(HMAC secret, algorithm) the daemon will accept."""
+    from rtctl import keystore
+
     secret = keystore.jwt_secret(settings)
     if not secret:
         if settings.jwt_public_key:
@@ -86,6 +87,7 @@ def verify(
     Exit 1 if it is invalid. Revocation is not checked: the hub keeps that list.
     -o json prints the identity and every claim; -q prints the user id.
     """
+    from rtctl import keystore
     from rtctl.auth import TokenVerifier
 
     settings = inv.settings
