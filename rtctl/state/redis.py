@@ -119,6 +119,22 @@ def _sessions(raws: list[Any]) -> list[SessionRecord]:
     return out
 
 
+DECODE_BATCH = 5000  # records decoded per event-loop turn (~5 ms)
+
+
+async def _sessions_yielding(raws: list[Any]) -> list[SessionRecord]:
+    """``_sessions`` in batches, yielding between them: in a daemon, listing 100k
+    sessions must not hold every client's deliveries for the whole decode."""
+    if len(raws) <= DECODE_BATCH:
+        return _sessions(raws)
+    out: list[SessionRecord] = []
+    for i in range(0, len(raws), DECODE_BATCH):
+        if i:
+            await asyncio.sleep(0)
+        out += _sessions(raws[i : i + DECODE_BATCH])
+    return out
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -268,7 +284,7 @@ class RedisState:
                     pipe.hvals(k.sessions(n))
             answers = await pipe.execute()
         if user_id is None and room is None:
-            records = _sessions([raw for rows in answers for raw in rows])
+            records = await _sessions_yielding([raw for rows in answers for raw in rows])
         else:
             async with self.redis.pipeline(transaction=False) as pipe:
                 wanted = [
@@ -279,7 +295,9 @@ class RedisState:
                     if sids:
                         pipe.hmget(k.sessions(n), sids)
                 rows = await pipe.execute()
-            records = _sessions([raw for row in rows for raw in row if raw is not None])
+            records = await _sessions_yielding(
+                [raw for row in rows for raw in row if raw is not None]
+            )
         return sorted(records, key=lambda s: (s.connected_at, s.sid))
 
     @backend_call

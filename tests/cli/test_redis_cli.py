@@ -82,6 +82,11 @@ async def test_operate_two_daemons_through_redis_alone(
             return run.code == 0 and run.out.strip() == "[]"
 
         await until(forgotten, timeout=10, what="the dead nodes' sessions to drop out")
+
+        async def no_live_node() -> bool:  # carol's node may die before the other one does
+            return (await cli(["nodes", "list", "-o", "name"], env)).out.strip() == ""
+
+        await until(no_live_node, timeout=10, what="both nodes to count as dead")
         status = await cli(["status"], env)
         assert status.code == 1  # reachable, but no live node: not healthy
         assert (await cli(["emit", "events", "{}", "--user", "carol"], env)).code == 3
