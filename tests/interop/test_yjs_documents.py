@@ -82,10 +82,14 @@ def cli_cmd() -> list[str]:
 
 
 def edit_together(daemons: list[DaemonProcess], env: dict[str, str]) -> dict[str, Any]:
+    # paced, so that the editing outlasts several compactions (a CLI run takes ~0.1 s)
+    pace = ("--interval-ms", "8")
     clients = [
-        start_client(daemons[0], "alice", 1, "--edits", "150", "--form", "json"),
-        start_client(daemons[-1], "bob", 2, "--edits", "150", "--form", "binary"),
-        start_client(daemons[0], "carol", 3, "--edits", "60", "--sync", "--offline-edits", "20"),
+        start_client(daemons[0], "alice", 1, "--edits", "150", "--form", "json", *pace),
+        start_client(daemons[-1], "bob", 2, "--edits", "150", "--form", "binary", *pace),
+        start_client(
+            daemons[0], "carol", 3, "--edits", "60", "--sync", "--offline-edits", "20", *pace
+        ),
     ]
     with CompactLoop(env) as loop:
         results = [finish(c) for c in clients]
