@@ -211,7 +211,7 @@ class UpdateShape:
             self.refs[client] = clock + 1
 
 
-def _utf16_length(text: str) -> int:
+def utf16_length(text: str) -> int:
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le")) // 2
@@ -229,7 +229,7 @@ def _content_length(d: Decoder, kind: int) -> int:
         d.buf()
         return 1
     if kind == _STRING:
-        return _utf16_length(d.string())
+        return utf16_length(d.string())
     if kind == _EMBED:
         _json(d.string())
         return 1
