@@ -57,7 +57,7 @@ from targets import (
 
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
-from rtctl.docs import service as docs_service  # noqa: E402
+from rtctl.docs import compaction  # noqa: E402
 from rtctl.docs import yjs  # noqa: E402
 from rtctl.docs.service import DocService  # noqa: E402
 from rtctl.docs.sqlite import SqliteDocStore  # noqa: E402
@@ -915,7 +915,7 @@ async def amp_session(
 
 
 def scenario_amp(scratch: Path, args: argparse.Namespace) -> Result:
-    import rtctl.docs.service as service
+    import rtctl.docs.compaction as service
 
     threshold = int(os.environ.get("RTCTL_DOC_COMPACT_UPDATES", "500"))
     if args.compact_ratio is not None:  # what-if, in this process only
@@ -1186,7 +1186,7 @@ def report_amp(res: Result) -> tuple[str, list[list[str]]]:
     foot = (
         f"policy: compact once the log holds >= {res['threshold']} updates and >="
         f" {res['ratio']:g}x the snapshot's bytes, or >= {res['threshold'] * res['hard']:,}"
-        f" updates and >= {docs_service.COMPACT_HARD_RATIO:g}x the snapshot's bytes"
+        f" updates and >= {compaction.COMPACT_HARD_RATIO:g}x the snapshot's bytes"
     )
     if (r := res["sessions"].get("1 MiB document, 3 typists")) and r["since_base_bytes"]:
         foot += (

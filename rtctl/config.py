@@ -65,6 +65,19 @@ class Settings:
     doc_max_update: int = _opt(512 * 1024, "largest Yjs update a client may send, in bytes")
     doc_max_bytes: int = _opt(32 * 1024 * 1024, "largest document (snapshot plus log), in bytes")
     doc_compact_updates: int = _opt(500, "log length past which a document is compacted")
+    doc_rate: float = _opt(100.0, "document writes per second per session (paced, never refused)")
+    doc_burst: int = _opt(200, "document writes a session may send at once before the pace")
+    doc_backlog_bytes: int = _opt(
+        16 * 1024 * 1024, "document traffic a session may have waiting before it is reconnected"
+    )
+    doc_backlog_seconds: float = _opt(
+        30.0, "seconds a session's document request may wait before it is reconnected"
+    )
+    doc_max_items: int = _opt(20_000, "Yjs structs (items, deletions) one update may hold")
+    doc_max_clients: int = _opt(10_000, "Yjs client ids one document may hold")
+    doc_max_array_state: int = _opt(
+        256 * 1024, "largest document state answered as a JSON array of byte values"
+    )
     upstream_url: str = _opt("", "OpenAI-compatible API base URL, e.g. https://api.openai.com/v1")
     upstream_api_key: str = _opt("", "bearer key sent to the upstream", secret=True)
     echo_delay: float = _opt(0.05, "seconds between the words the echo model streams")
@@ -101,12 +114,14 @@ class Settings:
                 f"prefix: {self.prefix!r} must be non-empty, without spaces, braces, ':' or globs"
             )
         for name in ("max_payload", "rate_burst", "doc_max_update", "doc_max_bytes",
-                     "doc_compact_updates"):  # fmt: skip
+                     "doc_compact_updates", "doc_burst", "doc_backlog_bytes",
+                     "doc_backlog_seconds", "doc_max_items", "doc_max_clients",
+                     "doc_max_array_state"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be positive")
         if self.doc_max_update > self.doc_max_bytes:
             out.append("doc_max_update: cannot exceed doc_max_bytes")
-        for name in ("rate_limit", "max_sessions_per_user", "connect_rate"):
+        for name in ("rate_limit", "max_sessions_per_user", "connect_rate", "doc_rate"):
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
         for name in ("call_timeout", "connect_timeout", "usage_ttl", "node_ttl", "drain_grace"):

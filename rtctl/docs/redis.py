@@ -1,6 +1,6 @@
 """The Redis document store: standalone, Sentinel or Cluster, shared by every daemon.
 
-Keys (the four of one document share a Cluster hash tag, so every change to a
+Keys (the five of one document share a Cluster hash tag, so every change to a
 document is one single-slot Lua script in ``lua/``)::
 
     {<prefix>:d:<id>}:meta     hash    epoch, seq, base, generation, snapshot_bytes,
@@ -9,6 +9,8 @@ document is one single-slot Lua script in ``lua/``)::
     {<prefix>:d:<id>}:snap     string  the snapshot (absent while base is 0)
     {<prefix>:d:<id>}:clocks   hash    the clock summary: Yjs client id -> highest
                                        clock + 1 (trusted while clocks_seq is seq)
+    {<prefix>:d:<id>}:writes   zset    digest of each of the last 4096 updates -> its
+                                       seq: an append tried again is stored once
     <prefix>:docs              zset    document id -> when it was last indexed (µs)
 
 The index lives in another slot, so it is written with separate commands. It is a
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -70,6 +73,11 @@ def _fail(waiting: list[_Queued], exc: Exception) -> None:
             future.set_exception(exc)
 
 
+def _digest(update: bytes) -> bytes:
+    """What identifies an update among a document's recent writes."""
+    return hashlib.blake2b(update, digest_size=16).digest()
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -83,9 +91,9 @@ class DocKeys:
         return f"{self.prefix}:docs"
 
     def doc(self, doc_id: str) -> list[str]:
-        """meta, log, snapshot, clock summary of one document (one hash slot)."""
+        """meta, log, snapshot, clock summary, recent writes of one document (one slot)."""
         tag = "{" + f"{self.prefix}:d:{doc_id}" + "}"
-        return [f"{tag}:meta", f"{tag}:log", f"{tag}:snap", f"{tag}:clocks"]
+        return [f"{tag}:meta", f"{tag}:log", f"{tag}:snap", f"{tag}:clocks", f"{tag}:writes"]
 
 
 def _clocks_arg(clocks: Mapping[int, int] | None) -> str:
@@ -229,7 +237,7 @@ class RedisDocStore:
         await self._warm()
         keys = self.keys.doc(doc_id)
         bound = self.max_doc_bytes
-        args = [*updates, *clocks]
+        args = [*updates, *clocks, *(_digest(u) for u in updates)]
         reply = await self._run("doc_append", keys, [bound, 0, "", repr(time.time()), *args])
         if int(reply[0]) == -1:  # no such document: index the id first, then create it
             await self.redis.zadd(self.keys.index, {doc_id: _stamp()})

@@ -152,7 +152,12 @@ class DocStore(Protocol):
 
         ``clocks``: the update's clocks (``shape_clocks`` of its inspection) for the
         document's clock summary; when not given, the store inspects the update itself.
-        Raises ``DocumentTooLarge`` when the document would exceed its bound."""
+        Raises ``DocumentTooLarge`` when the document would exceed its bound.
+
+        Safe to call again after a failure: SQLite's calls either commit or roll back
+        before they return; Redis's may time out on the caller and still run, so it
+        knows the digests of a document's recent writes and gives an update it already
+        stored the seq it got (an update identical to one stored is one change)."""
         ...
 
     async def read(self, doc_id: str, after: int = 0, epoch: str | None = None) -> DocTail | None:

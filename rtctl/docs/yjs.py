@@ -17,7 +17,7 @@ from typing import Any
 
 import pycrdt
 
-from rtctl.errors import UsageError
+from rtctl.errors import PayloadTooLarge, UsageError
 
 MAX_COUNT = 1 << 24  # bound on any count or length read from untrusted bytes
 MAX_DEPTH = 64  # nesting of lib0 "any" values
@@ -39,6 +39,12 @@ _CLIENT_IDS: dict[bytes, int] = {}  # 8-byte varint encodings seen -> their valu
 
 class MalformedUpdate(UsageError):
     code = "invalid_update"
+
+
+class TooComplex(PayloadTooLarge):
+    """An update or answer that would cost the hub more than its bounds allow."""
+
+    code = "too_complex"
 
 
 class Decoder:
@@ -265,8 +271,9 @@ def _json(text: str) -> None:
         raise MalformedUpdate("embedded JSON does not parse") from exc
 
 
-def inspect_update(update: bytes) -> UpdateShape:
-    """Walk a Yjs v1 update completely; raise ``MalformedUpdate`` on anything off."""
+def inspect_update(update: bytes, *, max_structs: int = MAX_COUNT) -> UpdateShape:
+    """Walk a Yjs v1 update completely; raise ``MalformedUpdate`` on anything off, and
+    ``TooComplex`` past ``max_structs`` (before walking the rest)."""
     if not isinstance(update, bytes | bytearray | memoryview):
         raise MalformedUpdate("an update must be bytes")
     d = Decoder(bytes(update))
@@ -297,8 +304,8 @@ def inspect_update(update: bytes) -> UpdateShape:
                         d.string()  # key in a map
                 clock += _content_length(d, kind)
             shape.struct_count += 1
-            if shape.struct_count > MAX_COUNT:
-                raise MalformedUpdate("too many structs")
+            if shape.struct_count > max_structs:
+                raise TooComplex(f"the update holds more than {max_structs} structs")
         if structs:
             prev = shape.structs.get(client)
             shape.structs[client] = (min(start, prev[0]), max(clock, prev[1])) if prev else (

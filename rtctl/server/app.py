@@ -17,8 +17,9 @@ from rtctl._version import __version__
 from rtctl.auth import TokenVerifier
 from rtctl.config import Settings
 from rtctl.docs import open_doc_store
+from rtctl.docs.limits import DocLimits
 from rtctl.docs.operator import DocOperator
-from rtctl.docs.service import DocService
+from rtctl.docs.service import DocService, Pace
 from rtctl.hub.hub import Hub
 from rtctl.hub.operator import Operator
 from rtctl.hub.peers import Command, LocalPeers, Peers
@@ -115,11 +116,9 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
 
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
-    docs = DocService(open_doc_store(settings), pool, transport, state,
-                      max_update=min(settings.doc_max_update, settings.max_payload),
-                      compact_updates=settings.doc_compact_updates)  # fmt: skip
+    docs = _docs(settings, pool, transport, state)
     for name, handler in docs.events().items():
-        endpoint.register(name, handler)
+        endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)
     tasks = _tasks(settings, state, transport, pool, hub, endpoint)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
@@ -127,6 +126,19 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
                       reaper, docs, tasks)  # fmt: skip
+
+
+def _docs(
+    settings: Settings, pool: SessionPool, transport: SocketIOTransport, state: StateBackend
+) -> DocService:
+    pace = Pace(settings.doc_rate, settings.doc_burst, settings.doc_backlog_bytes,
+                settings.doc_backlog_seconds)  # fmt: skip
+    limits = DocLimits(settings.doc_max_items, settings.doc_max_clients,
+                       settings.doc_max_array_state)  # fmt: skip
+    return DocService(open_doc_store(settings), pool, transport, state,
+                      max_update=min(settings.doc_max_update, settings.max_payload),
+                      compact_updates=settings.doc_compact_updates, pace=pace,
+                      limits=limits)  # fmt: skip
 
 
 def _tasks(

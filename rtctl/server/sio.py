@@ -259,9 +259,10 @@ class SocketIOEndpoint:
         for name, handler in events.items():
             sio.on(name, self._guard(name, handler))
 
-    def register(self, name: str, handler: EventHandler) -> None:
-        """Add a client event (used by documents and tasks)."""
-        self.sio.on(name, self._guard(name, handler))
+    def register(self, name: str, handler: EventHandler, *, paced: bool = False) -> None:
+        """Add a client event (used by documents and tasks). A ``paced`` event is not
+        refused for the session's event rate: its handler paces it (documents, SPEC §5)."""
+        self.sio.on(name, self._guard(name, handler, paced=paced))
 
     def on_session_closed(self, hook: Callable[[str], Awaitable[None]]) -> None:
         """Run ``hook(sid)`` when a session disconnects, before it leaves the pool."""
@@ -341,11 +342,14 @@ class SocketIOEndpoint:
             sid, event, RtctlError(f"unknown event {shown!r}", code="unknown_event")
         )
 
-    def _guard(self, name: str, handler: EventHandler) -> Callable[..., Awaitable[Any]]:
+    def _guard(
+        self, name: str, handler: EventHandler, *, paced: bool = False
+    ) -> Callable[..., Awaitable[Any]]:
         async def handle(sid: str, *args: Any) -> Any:
             self.metrics.events_in.inc(name)
             try:
-                self.hub.pool.allow_event(sid)
+                if not paced:
+                    self.hub.pool.allow_event(sid)
                 return await handler(sid, args[0] if args else None)
             except RtctlError as exc:
                 return await self._refuse(sid, name, exc)

@@ -7,14 +7,19 @@
 -- clocks_seq equals seq: an update with unknown clocks ('!') ends it for the epoch.
 -- KEYS[1] meta hash   KEYS[2] log list   KEYS[3] snapshot string
 -- KEYS[4] clocks hash (Yjs client id -> highest clock + 1; one hash slot)
+-- KEYS[5] writes zset: digest of a recently stored update -> its seq (the last WRITES_KEPT)
 -- ARGV[1] bound (bytes)   ARGV[2] '1': may create the document
 -- ARGV[3] epoch for a new document   ARGV[4] now (seconds)   ARGV[5..4+n] the updates
 -- ARGV[5+n..4+2n] their clocks: 'client end client end …' (decimal), or '!': unknown
+-- ARGV[5+2n..4+3n] their digests: an update whose digest is among the recent writes is
+-- not stored again and gets the seq it was stored under (an append that timed out on
+-- its caller but ran, then was tried again, is stored once)
 -- Returns {-1} when the document does not exist and ARGV[2] is not '1'; else
 -- {1 if it created the document else 0, {seq or 0 (refused) per update},
 --  {bytes stored before each update}}.
 local bound = tonumber(ARGV[1])
-local n = (#ARGV - 4) / 2
+local n = (#ARGV - 4) / 3
+local WRITES_KEPT = 4096
 local m = redis.call('HMGET', KEYS[1], 'seq', 'snapshot_bytes', 'log_bytes', 'clocks_seq')
 local exists = m[1] and true or false
 if not exists and ARGV[2] ~= '1' then return {-1} end
@@ -28,20 +33,27 @@ end
 -- clocks are compared as numbers (small)
 local ends, texts = {}, {}
 local created, seqs, stored = 0, {}, {}
+local wrote = false
 for i = 5, 4 + n do
   local size = string.len(ARGV[i])
   stored[#stored + 1] = snapshot_bytes + log_bytes
-  if snapshot_bytes + log_bytes + size > bound then
+  local digest = ARGV[i + 2 * n]
+  local again = exists and redis.call('ZSCORE', KEYS[5], digest)
+  if again then
+    seqs[#seqs + 1] = tonumber(again)
+  elseif snapshot_bytes + log_bytes + size > bound then
     seqs[#seqs + 1] = 0
   else
     if not exists then
-      redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])  -- nothing should be there; a torn delete
+      redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])  -- nothing should be there
       redis.call('HSET', KEYS[1], 'epoch', ARGV[3], 'base', '0', 'generation', '0',
         'snapshot_bytes', '0', 'created_at', ARGV[4])
       exists, created = true, 1
     end
     redis.call('RPUSH', KEYS[2], ARGV[i])
     seq = seq + 1
+    redis.call('ZADD', KEYS[5], seq, digest)
+    wrote = true
     log_bytes = log_bytes + size
     seqs[#seqs + 1] = seq
     local clocks = ARGV[i + n]
@@ -76,5 +88,8 @@ if exists and (created == 1 or seq > tonumber(m[1])) then
     redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq),
       'log_bytes', string.format('%d', log_bytes), 'updated_at', ARGV[4])
   end
+end
+if wrote and redis.call('ZCARD', KEYS[5]) > WRITES_KEPT then
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(WRITES_KEPT + 1))
 end
 return {created, seqs, stored}

@@ -1,0 +1,42 @@
+"""Bounds on what a document request may cost, by what it decodes to, not only its bytes.
+
+A Yjs update's bytes say little about its cost: a few hundred kilobytes can hold tens
+of thousands of items, each of which the server's copy must integrate and keep, or
+tens of thousands of client ids, which every later write to the document pays for
+in its state vector. An answer's cost grows with the document: a large state sent
+as a JSON array of byte values holds the event loop for seconds. These bounds keep
+every request under about 50 ms of loop time at their defaults; what would pass
+them is refused with a clear error, before it touches the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rtctl.docs import yjs
+from rtctl.docs.yjs import TooComplex
+
+
+@dataclass(frozen=True)
+class DocLimits:
+    max_items: int = 20_000  # structs (items, deletions, gaps) in one update
+    max_doc_clients: int = 10_000  # Yjs client ids one document may hold
+    max_array_state: int = 256 * 1024  # largest state answered as a JSON array of bytes
+
+    def inspect(self, update: bytes, state: dict[int, int]) -> yjs.UpdateShape:
+        """The update's shape, refused when it would cost more than the bounds allow on
+        a document with state vector ``state``."""
+        shape = yjs.inspect_update(update, max_structs=self.max_items)
+        new = sum(1 for c in shape.structs if c not in state)
+        if new and len(state) + new > self.max_doc_clients:
+            raise TooComplex(
+                f"the update would take the document past {self.max_doc_clients} Yjs client ids"
+            )
+        return shape
+
+    def check_array_answer(self, size: int) -> None:
+        if size > self.max_array_state:
+            raise TooComplex(
+                f"the state is {size} bytes, too large to send as an array of byte values"
+                f" (at most {self.max_array_state}); ask with binary: true"
+            )
