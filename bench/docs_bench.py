@@ -57,8 +57,7 @@ from targets import (
 
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
-from rtctl.docs import compaction  # noqa: E402
-from rtctl.docs import yjs  # noqa: E402
+from rtctl.docs import compaction, yjs  # noqa: E402
 from rtctl.docs.service import DocService  # noqa: E402
 from rtctl.docs.sqlite import SqliteDocStore  # noqa: E402
 from rtctl.docs.store import DocStore  # noqa: E402

@@ -15,7 +15,8 @@ A backlog is bounded: when the bytes waiting would pass ``max_bytes``, or a job 
 still not done ``max_seconds`` after it arrived (a slow pace, a store that does not
 answer), the inbox overflows: its jobs are dropped and ``on_overflow`` disconnects
 the session. Its client reconnects, rejoins and syncs, so nothing is lost. Ephemeral
-jobs (awareness) are dropped rather than queued once half the byte bound is used.
+jobs (awareness) are not paced, and are dropped rather than queued once half the
+byte bound is used.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class _Job:
     size: int
     at: float
     future: asyncio.Future[Any]
+    paced: bool = True
 
 
 class DocInbox:
@@ -83,7 +85,7 @@ class DocInbox:
         if self.closed:
             raise InboxClosed("the session is closing")
         size += JOB_OVERHEAD
-        if ephemeral and (self.bytes + size > self.max_bytes // 2 or self._in_debt()):
+        if ephemeral and self.bytes + size > self.max_bytes // 2:
             return None
         now = time.monotonic()
         if self.bytes + size > self.max_bytes:
@@ -92,7 +94,7 @@ class DocInbox:
         if self._jobs and now - self._jobs[0].at > self.max_seconds:
             self.overflow(f"document traffic waiting for more than {self.max_seconds:g} s")
             raise Overflow("document traffic waited too long; reconnect and sync")
-        job = _Job(run, size, now, asyncio.get_running_loop().create_future())
+        job = _Job(run, size, now, asyncio.get_running_loop().create_future(), not ephemeral)
         self._jobs.append(job)
         self.bytes += size
         if self._worker is None:
@@ -118,7 +120,8 @@ class DocInbox:
                 limit = asyncio.timeout(max(0.0, deadline - time.monotonic()))
                 try:
                     async with limit:
-                        await self._pace()
+                        if job.paced:
+                            await self._pace()
                         result = await job.run()
                 except Exception as exc:
                     if isinstance(exc, TimeoutError) and limit.expired():

@@ -247,7 +247,11 @@ async def test_compaction_races_appends(store: DocStore) -> None:
     assert second is not None and second.compacted == info.updates
     assert stored(await store.read("d")) == expected(ed.updates)
     final = await store.info("d")
-    assert final is not None and (final.base, final.updates, final.log_bytes) == (stored_count, 0, 0)
+    assert final is not None and (final.base, final.updates, final.log_bytes) == (
+        stored_count,
+        0,
+        0,
+    )
 
 
 async def test_two_compactors_race(open_store: OpenStore) -> None:
