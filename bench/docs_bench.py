@@ -882,7 +882,7 @@ async def amp_session(
         ledger = Ledger()
         instrument(store, ledger)
         io = thread_io(SQLITE_THREAD)
-        doc = svc._load(doc_id)
+        doc = svc.copies.load(doc_id)
         io0, t0 = io(), time.perf_counter()
         for i in range(0, len(updates), group):
             chunk = updates[i : i + group]

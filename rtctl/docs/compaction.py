@@ -19,7 +19,7 @@ from rtctl.docs.store import DocStore
 from rtctl.errors import RtctlError
 
 if TYPE_CHECKING:
-    from rtctl.docs.service import LoadedDoc
+    from rtctl.docs.copies import LoadedDoc
 
 log = logging.getLogger("rtctl.docs")
 

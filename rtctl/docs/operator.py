@@ -13,8 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from rtctl.docs.service import doc_room
-from rtctl.docs.store import CompactionFailed, DocInfo, DocStore, valid_doc_id
+from rtctl.docs.store import CompactionFailed, DocInfo, DocStore, doc_room, valid_doc_id
 from rtctl.errors import NotFound, OperationFailed, RtctlError, UsageError
 from rtctl.state.base import StateBackend
 

@@ -9,8 +9,9 @@ document is one single-slot Lua script in ``lua/``)::
     {<prefix>:d:<id>}:snap     string  the snapshot (absent while base is 0)
     {<prefix>:d:<id>}:clocks   hash    the clock summary: Yjs client id -> highest
                                        clock + 1 (trusted while clocks_seq is seq)
-    {<prefix>:d:<id>}:writes   zset    digest of each of the last 4096 updates -> its
-                                       seq: an append tried again is stored once
+    {<prefix>:d:<id>}:writes   zset    write key of each of the last 4096 appends that
+                                       had one -> its seq: an append tried again is
+                                       stored once
     <prefix>:docs              zset    document id -> when it was last indexed (µs)
 
 The index lives in another slot, so it is written with separate commands. It is a
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -64,18 +64,14 @@ def _stamp() -> int:
     return int(time.time() * 1_000_000)
 
 
-_Queued = tuple[bytes, str, asyncio.Future[int]]  # an update, its clocks (as sent), its caller
+# an update, its clocks (as sent), its write key ('' for none), its caller
+_Queued = tuple[bytes, str, bytes, asyncio.Future[int]]
 
 
 def _fail(waiting: list[_Queued], exc: Exception) -> None:
-    for _, _, future in waiting:
+    for *_, future in waiting:
         if not future.done():
             future.set_exception(exc)
-
-
-def _digest(update: bytes) -> bytes:
-    """What identifies an update among a document's recent writes."""
-    return hashlib.blake2b(update, digest_size=16).digest()
 
 
 def _text(value: bytes | str) -> str:
@@ -185,17 +181,22 @@ class RedisDocStore:
     # the store -----------------------------------------------------------------------------
 
     async def append(
-        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+        self,
+        doc_id: str,
+        update: bytes,
+        clocks: Mapping[int, int] | None = None,
+        key: bytes | None = None,
     ) -> int:
         """Queued per document and sent in order, many per script call: appends this
-        store makes to one document land in the order they were called."""
+        store makes to one document land in the order they were called. An append
+        whose ``key`` is among the document's recent writes is not stored again."""
         update = bytes(update)
         if len(update) > self.max_doc_bytes:
             raise self._too_large(doc_id, 0, len(update))
         known = _clocks_arg(update_clocks(update, clocks))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._queues.setdefault(doc_id, []).append((update, known, future))
+        self._queues.setdefault(doc_id, []).append((update, known, key or b"", future))
         if doc_id not in self._flushers:
             self._flushers[doc_id] = loop.create_task(self._flush(doc_id))
         return await future
@@ -213,14 +214,15 @@ class RedisDocStore:
                     del self._queues[doc_id]
                 try:
                     results = await self._append_batch(
-                        doc_id, [u for u, _, _ in batch], [c for _, c, _ in batch]
-                    )
+                        doc_id, [u for u, *_ in batch], [q[1] for q in batch],
+                        [q[2] for q in batch],
+                    )  # fmt: skip
                 except Exception as exc:
                     results = [exc] * len(batch)
                 except BaseException:
                     _fail(batch, BackendUnavailable("the document store stopped"))
                     raise
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (*_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         if isinstance(result, BaseException):
                             future.set_exception(result)
@@ -232,12 +234,12 @@ class RedisDocStore:
 
     @backend_call
     async def _append_batch(
-        self, doc_id: str, updates: list[bytes], clocks: list[str]
+        self, doc_id: str, updates: list[bytes], clocks: list[str], write_keys: list[bytes]
     ) -> list[int | Exception]:
         await self._warm()
+        args = [*updates, *clocks, *write_keys]
         keys = self.keys.doc(doc_id)
         bound = self.max_doc_bytes
-        args = [*updates, *clocks, *(_digest(u) for u in updates)]
         reply = await self._run("doc_append", keys, [bound, 0, "", repr(time.time()), *args])
         if int(reply[0]) == -1:  # no such document: index the id first, then create it
             await self.redis.zadd(self.keys.index, {doc_id: _stamp()})

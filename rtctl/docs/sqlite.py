@@ -343,7 +343,11 @@ class SqliteDocStore:
     # the store -----------------------------------------------------------------------------
 
     async def append(
-        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+        self,
+        doc_id: str,
+        update: bytes,
+        clocks: Mapping[int, int] | None = None,
+        key: bytes | None = None,  # (a failed call stored nothing: no key is needed)
     ) -> int:
         update = bytes(update)
         if len(update) > self.max_doc_bytes:  # refused without a trip to the thread

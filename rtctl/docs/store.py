@@ -52,6 +52,11 @@ def valid_doc_id(value: object) -> str:
     return value
 
 
+def doc_room(doc_id: str) -> str:
+    """The Socket.IO room of a document's sessions, on every node."""
+    return f"doc_{doc_id}"
+
+
 Clocks = dict[int, int]  # Yjs client id -> highest clock + 1 covered
 CLOCK_LIMIT = 1 << 53  # client ids and clocks a summary holds (exact in a Lua number)
 
@@ -146,7 +151,11 @@ class CompactResult:
 
 class DocStore(Protocol):
     async def append(
-        self, doc_id: str, update: bytes, clocks: Mapping[int, int] | None = None
+        self,
+        doc_id: str,
+        update: bytes,
+        clocks: Mapping[int, int] | None = None,
+        key: bytes | None = None,
     ) -> int:
         """Append one (already validated) update; durable when this returns its seq.
 
@@ -154,10 +163,10 @@ class DocStore(Protocol):
         document's clock summary; when not given, the store inspects the update itself.
         Raises ``DocumentTooLarge`` when the document would exceed its bound.
 
-        Safe to call again after a failure: SQLite's calls either commit or roll back
-        before they return; Redis's may time out on the caller and still run, so it
-        knows the digests of a document's recent writes and gives an update it already
-        stored the seq it got (an update identical to one stored is one change)."""
+        ``key``: the caller's name for this write, the same each time it tries again
+        after a failure. SQLite's calls commit or roll back before they return; Redis's
+        may time out on the caller and still run, so it keeps the keys of a document's
+        recent writes and answers a key it stored with the seq it got."""
         ...
 
     async def read(self, doc_id: str, after: int = 0, epoch: str | None = None) -> DocTail | None:

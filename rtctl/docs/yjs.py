@@ -341,6 +341,11 @@ def doc_state(doc: pycrdt.Doc) -> dict[int, int]:
 EMPTY_UPDATE = b"\x00\x00"
 
 
+def in_kind(data: bytes, binary: bool) -> bytes | list[int]:
+    """Bytes in the form a client used: a binary attachment, or an array of byte values."""
+    return data if binary else list(data)
+
+
 # y-protocols -------------------------------------------------------------------------------
 
 

@@ -7,13 +7,13 @@
 -- clocks_seq equals seq: an update with unknown clocks ('!') ends it for the epoch.
 -- KEYS[1] meta hash   KEYS[2] log list   KEYS[3] snapshot string
 -- KEYS[4] clocks hash (Yjs client id -> highest clock + 1; one hash slot)
--- KEYS[5] writes zset: digest of a recently stored update -> its seq (the last WRITES_KEPT)
+-- KEYS[5] writes zset: write key of a recent append -> its seq (the last WRITES_KEPT)
 -- ARGV[1] bound (bytes)   ARGV[2] '1': may create the document
 -- ARGV[3] epoch for a new document   ARGV[4] now (seconds)   ARGV[5..4+n] the updates
 -- ARGV[5+n..4+2n] their clocks: 'client end client end …' (decimal), or '!': unknown
--- ARGV[5+2n..4+3n] their digests: an update whose digest is among the recent writes is
--- not stored again and gets the seq it was stored under (an append that timed out on
--- its caller but ran, then was tried again, is stored once)
+-- ARGV[5+2n..4+3n] their write keys ('' for none): an update whose key is among the
+-- recent writes is not stored again and gets the seq it was stored under (an append
+-- that timed out on its caller but ran, then was tried again, is stored once)
 -- Returns {-1} when the document does not exist and ARGV[2] is not '1'; else
 -- {1 if it created the document else 0, {seq or 0 (refused) per update},
 --  {bytes stored before each update}}.
@@ -37,8 +37,8 @@ local wrote = false
 for i = 5, 4 + n do
   local size = string.len(ARGV[i])
   stored[#stored + 1] = snapshot_bytes + log_bytes
-  local digest = ARGV[i + 2 * n]
-  local again = exists and redis.call('ZSCORE', KEYS[5], digest)
+  local wkey = ARGV[i + 2 * n]
+  local again = exists and wkey ~= '' and redis.call('ZSCORE', KEYS[5], wkey)
   if again then
     seqs[#seqs + 1] = tonumber(again)
   elseif snapshot_bytes + log_bytes + size > bound then
@@ -52,8 +52,10 @@ for i = 5, 4 + n do
     end
     redis.call('RPUSH', KEYS[2], ARGV[i])
     seq = seq + 1
-    redis.call('ZADD', KEYS[5], seq, digest)
-    wrote = true
+    if wkey ~= '' then
+      redis.call('ZADD', KEYS[5], seq, wkey)
+      wrote = true
+    end
     log_bytes = log_bytes + size
     seqs[#seqs + 1] = seq
     local clocks = ARGV[i + n]
