@@ -123,6 +123,7 @@ class HeldKeeper:
         self._spawn = spawn
         self.sync_docs: dict[str, set[str]] = {}  # sid -> documents it speaks ydoc:sync in
         self._asked: dict[str, dict[str, float]] = {}  # sid -> document -> last request
+        self.requests = 0  # sessions asked for history so far
 
     def speaks_sync(self, sid: str, doc_id: str) -> None:
         self.sync_docs.setdefault(sid, set()).add(doc_id)
@@ -148,6 +149,7 @@ class HeldKeeper:
         if now - asked.get(doc.id, -RESYNC_EVERY) < RESYNC_EVERY:
             return
         asked[doc.id] = now
+        self.requests += 1
         self._spawn(self._request(sid, doc, binary))
 
     async def _request(self, sid: str, doc: LoadedDoc, binary: bool) -> None:

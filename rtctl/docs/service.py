@@ -90,6 +90,26 @@ class Pace:
         return self.backlog_seconds / 3
 
 
+class DocStats:
+    """What ``/metrics`` shows of the documents of one node."""
+
+    def __init__(self, service: DocService) -> None:
+        self._service = service
+        self.reconnects = 0  # sessions disconnected to be brought back in step
+
+    @property
+    def history_requests(self) -> int:
+        return self._service.held.requests
+
+    @property
+    def held(self) -> int:
+        return sum(len(d.held) for d in self._service.loaded.values())
+
+    @property
+    def backlog_bytes(self) -> int:
+        return sum(inbox.bytes for inbox in self._service._inboxes.values())
+
+
 class DocService:
     # Events that go through a session's inbox, paced instead of refused for rate.
     # Awareness is ephemeral: it counts against the session's ordinary event rate.
@@ -120,13 +140,13 @@ class DocService:
         self._joined: dict[str, set[str]] = {}  # sid -> documents it is in
         self._inboxes: dict[str, DocInbox] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.stats = DocStats(self)
         self.held = HeldKeeper(transport, state, store=self._store_held, charge=self._charge,
                                disconnect=self._disconnect, spawn=self._spawn)  # fmt: skip
         self.copies = Copies(store, AutoCompactor(store, compact_updates, self._spawn),
                              held_seconds=self.pace.held_seconds,
                              on_gain=self.held.release_soon)  # fmt: skip
         self.loaded = self.copies.loaded
-        self.disconnects = 0  # sessions disconnected to be brought back in step
 
     def events(self) -> dict[str, Any]:
         return {
@@ -189,7 +209,7 @@ class DocService:
     def _disconnect(self, sid: str, reason: str) -> None:
         """Have a session reconnect: its client rejoins and syncs from scratch."""
         log.warning("disconnecting session %s: %s", sid, reason)
-        self.disconnects += 1
+        self.stats.reconnects += 1
         self._spawn(self.transport.disconnect(sid))
 
     def _unload_if_idle(self, doc: LoadedDoc) -> None:

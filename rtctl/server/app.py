@@ -27,7 +27,7 @@ from rtctl.hub.sessions import SessionPool
 from rtctl.server import strictjson
 from rtctl.server.admin import AdminApp
 from rtctl.server.manager import FanoutManager
-from rtctl.server.metrics import Metrics
+from rtctl.server.metrics import CounterFn, Gauge, Metrics
 from rtctl.server.sio import HubServer, SocketIOEndpoint, SocketIOTransport
 from rtctl.state import open_state
 from rtctl.state.base import NodeRecord, StateBackend
@@ -117,6 +117,18 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
     docs = _docs(settings, pool, transport, state)
+    stats = docs.stats
+    metrics.add(
+        CounterFn("rtctl_doc_reconnects_total",
+                  "Sessions disconnected so their clients rejoin and resync a document",
+                  lambda: stats.reconnects),
+        CounterFn("rtctl_doc_history_requests_total",
+                  "Requests to a session for document history the hub lacks",
+                  lambda: stats.history_requests),
+        Gauge("rtctl_doc_held_updates", "Updates waiting for their history", lambda: stats.held),
+        Gauge("rtctl_doc_backlog_bytes", "Document traffic waiting in sessions' inboxes",
+              lambda: stats.backlog_bytes),
+    )  # fmt: skip
     for name, handler in docs.events().items():
         endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)

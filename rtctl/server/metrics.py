@@ -110,5 +110,9 @@ class Metrics:
             self.emit_latency,
         ]  # fmt: skip
 
+    def add(self, *metrics: Counter | Gauge | Histogram) -> None:
+        """Metrics another part of the daemon keeps (documents, tasks)."""
+        self._all.extend(metrics)
+
     def render(self) -> str:
         return "\n".join(line for metric in self._all for line in metric.render()) + "\n"

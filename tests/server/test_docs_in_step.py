@@ -40,6 +40,13 @@ async def send(client: LiveClient, doc_id: str, update: bytes, timeout: float = 
     )
 
 
+def metric(d: DaemonProcess, name: str) -> float:
+    status, text = d.http("GET", "/metrics", auth=False)
+    assert status == 200
+    (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
+
+
 async def test_doc_updates_are_paced_not_refused(make_daemon: Any) -> None:
     d: DaemonProcess = make_daemon(RTCTL_DOC_RATE="40", RTCTL_DOC_BURST="5", RTCTL_RATE_LIMIT="5",
                                    RTCTL_RATE_BURST="5")  # fmt: skip
@@ -86,6 +93,7 @@ async def test_a_backlog_past_its_bound_reconnects_the_session(make_daemon: Any)
         await a.client.wait_disconnected(10)
     finally:
         await a.client.close()
+    assert metric(d, "rtctl_doc_reconnects_total") == 1
     again = Editor(await connect(d, "alice", **grants()), "note:flood")
     try:
         await again.join()  # the hub is fine, and what it took is stored
@@ -115,6 +123,8 @@ async def test_missing_history_is_asked_for_then_stored(daemon: DaemonProcess) -
         watcher.take_remote()
         assert str(watcher.text) == "onetwo"
         assert a.client.received("error") == []
+        assert metric(daemon, "rtctl_doc_history_requests_total") == 1
+        assert metric(daemon, "rtctl_doc_held_updates") == 0
     finally:
         await a.client.close()
         await watcher.client.close()
