@@ -207,10 +207,10 @@ class DocService:
             inbox.charge(cost)
 
     def _disconnect(self, sid: str, reason: str) -> None:
-        """Have a session reconnect: its client rejoins and syncs from scratch."""
+        """Have a session's client reconnect, rejoin and sync from scratch."""
         log.warning("disconnecting session %s: %s", sid, reason)
         self.stats.reconnects += 1
-        self._spawn(self.transport.disconnect(sid))
+        self._spawn(self.transport.reconnect(sid))
 
     def _unload_if_idle(self, doc: LoadedDoc) -> None:
         if not doc.sids and self.loaded.get(doc.id) is doc:

@@ -22,6 +22,10 @@ class Transport(Protocol):
     async def disconnect(self, sid: str) -> bool:
         """Disconnect a session hosted here; False if this node does not host it."""
 
+    async def reconnect(self, sid: str) -> bool:
+        """Close a session's connection so that its client reconnects by itself (a
+        Socket.IO client does not after a plain disconnect); False if not hosted here."""
+
     async def call(self, sid: str, event: str, data: Any, timeout: float) -> Any:
         """Emit to one session and wait for its ack; raise ``TimeoutError`` past ``timeout``."""
 

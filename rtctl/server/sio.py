@@ -197,6 +197,15 @@ class SocketIOTransport:
         await self.sio.disconnect(sid)
         return True
 
+    async def reconnect(self, sid: str) -> bool:
+        """Close the Engine.IO connection without a Socket.IO disconnect packet: the
+        client sees its transport close, and reconnects (as on a node's drain)."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is None or not self.hosts(sid):
+            return False
+        await self.sio.eio.disconnect(eio_sid)
+        return True
+
     async def call(self, sid: str, event: str, data: Any, timeout: float) -> Any:
         """Emit with an ack and wait; the ack callback is removed on timeout or disconnect."""
         loop = asyncio.get_running_loop()
