@@ -38,6 +38,7 @@ MAX_HELD_PER_SESSION = 64
 MAX_HELD_BYTES = 4 << 20  # per document
 HELD_SECONDS = 10.0
 RESYNC_EVERY = 2.0  # seconds between two requests to one session for what it lacks
+JOIN_ASK_DELAY = 1.0  # seconds after a join before a client without ydoc:sync is asked
 
 
 class OutOfStep(RtctlError):
@@ -142,6 +143,19 @@ class HeldKeeper:
         self._ask(item.sid, doc, item.binary)
         self._arm_expiry(doc)
         return item.future
+
+    def ask_after_join(self, sid: str, doc: LoadedDoc, binary: bool) -> None:
+        """A client that does not speak ``ydoc:sync`` never sends, by itself, the edits it
+        made while it was away (Open WebUI's editor sends an edit only as it is made, and
+        only while connected): ask it for its document once it joined, unless it turns
+        out to speak sync."""
+
+        async def later() -> None:
+            await asyncio.sleep(JOIN_ASK_DELAY)
+            if sid in doc.sids and doc.id not in self.sync_docs.get(sid, ()):
+                self._ask(sid, doc, binary)
+
+        self._spawn(later())
 
     def _ask(self, sid: str, doc: LoadedDoc, binary: bool) -> None:
         asked = self._asked.setdefault(sid, {})

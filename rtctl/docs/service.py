@@ -284,6 +284,7 @@ class DocService:
             raise
         await self._send_state(sid, doc, binary=binary)
         if first:
+            self.held.ask_after_join(sid, doc, binary is True)
             await self.transport.emit(
                 "ydoc:user:joined",
                 {"document_id": doc_id, "user_id": identity.user_id, "user_name": identity.name},
