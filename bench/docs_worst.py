@@ -10,8 +10,9 @@ DocLimits' count of new client ids; its bounds lifted here), integrates_into(doc
 apply_checked (pycrdt's apply with an observer, doc_state before and after) and shape_clocks.
 "vectors" is the two doc_state decodes outside apply_checked. Memory: RSS growth
 (/proc/self/statm) in a fresh process per case and size; inputs are built by another process,
-so building leaves nothing behind. Times are medians of up to 3 runs (one when a run takes
-seconds); RSS is from the first.
+so building leaves nothing behind. Times are medians of up to 3 runs (fewer once they have
+taken 1.5 s; the JSON steps and loads of "big" run once), keystrokes the median of all; RSS is
+the growth from the first run, held.
 
 items         one update of N one-character items that cannot squash (each typed at position 0
               in its own transaction) on an empty document: each step, RSS, a cold load of the
@@ -30,7 +31,8 @@ big           ~1 MB and ~16 MB text documents built in 1-16 KiB inserts: cold lo
               and an update arriving as one (json.loads + bytes(list)); RSS of the list and JSON.
 keystroke     the baseline: one-character updates of a typing client on those documents.
 
---quick: N and K up to 10k and 1k, the 1 MB document only (~20 s; the full run ~1.5 min).
+--quick: N and K up to 10k and 1k, the 1 MB document only (~10 s; the full run ~30 s).
+Inputs larger than DocService's max_update (512 KiB) are marked: the server refuses them first.
 The run ends with the N, K or size at which each step crosses 50 ms of loop time.
 """
 
@@ -470,7 +472,7 @@ def run_one(name: str, param: int, scratch: Path, cap: float) -> Result:
                 [*base, "--stage", stage], capture_output=True, text=True, timeout=cap
             )
         except subprocess.TimeoutExpired:
-            return {**out, "error": f"{stage} took longer than {cap:.0f} s"}
+            return {**out, "error": f"{stage} took longer than {cap:g} s"}
         out[f"{stage}_s"] = round(time.monotonic() - started, 1)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]

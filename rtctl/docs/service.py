@@ -184,7 +184,15 @@ class DocService:
         self, sid: str, data: Any, run: Callable[[], Awaitable[Any]], *, ephemeral: bool = False
     ) -> Any:
         """Run ``run`` in the session's inbox, after what it sent before; its result,
-        or, for a held update, what that update comes to once stored."""
+        or, for a held update, what that update comes to once stored.
+
+        ``data``, the event's payload, is emptied first: while the job waits its turn
+        the payload stays referenced by the Socket.IO layer, and an editor may send
+        more than the update in it (Open WebUI's sends the note's whole content with
+        every keystroke). What the job needs, ``run`` holds."""
+        size = sum(len(v) for v in (data or {}).values() if isinstance(v, bytes | list | str))
+        if isinstance(data, dict):
+            data.clear()
         inbox = self._inboxes.get(sid)
         if inbox is None:
             self.pool.identity(sid)  # raises for a session that is gone
@@ -193,7 +201,7 @@ class DocService:
                 max_bytes=self.pace.backlog_bytes, max_seconds=self.pace.backlog_seconds,
                 on_overflow=self._disconnect,
             )  # fmt: skip
-        future = inbox.submit(run, p.approx_size(data), ephemeral=ephemeral)
+        future = inbox.submit(run, size, ephemeral=ephemeral)
         if future is None:
             raise RateLimited("awareness dropped: the session's document traffic is backed up")
         result = await future

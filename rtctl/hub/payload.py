@@ -48,18 +48,3 @@ def event_name(value: Any) -> str:
         raise UsageError(f"event name {value!r} is reserved by Socket.IO")
     return value
 
-
-def approx_size(value: Any, depth: int = 0) -> int:
-    """About how many bytes a decoded JSON payload holds on to, in time linear in its
-    containers but not in the length of an array of numbers (taken as 4 bytes each)."""
-    if isinstance(value, str | bytes | bytearray):
-        return len(value)
-    if depth >= 8:
-        return 64
-    if isinstance(value, list):
-        if value and isinstance(value[0], int | float):
-            return 4 * len(value)
-        return 8 + sum(approx_size(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return 16 + sum(len(str(k)) + approx_size(v, depth + 1) for k, v in value.items())
-    return 8

@@ -22,6 +22,7 @@ from types import FrameType
 import uvicorn
 
 from rtctl.server.app import Components
+from rtctl.server.sio import close_transport
 
 log = logging.getLogger("rtctl.daemon")
 NODE_REFRESH_SECONDS = 5.0
@@ -159,7 +160,7 @@ class Daemon(uvicorn.Server):
         eio_sids = [e for e in found if e is not None]
         for i in range(0, len(eio_sids), DISCONNECT_BATCH):
             await asyncio.gather(
-                *(sio.eio.disconnect(e) for e in eio_sids[i : i + DISCONNECT_BATCH]),
+                *(close_transport(sio, e) for e in eio_sids[i : i + DISCONNECT_BATCH]),
                 return_exceptions=True,
             )
 

@@ -164,6 +164,22 @@ class HubServer(socketio.AsyncServer):
             await self.eio.disconnect(eio_sid)
 
 
+async def close_transport(sio: socketio.AsyncServer, eio_sid: str) -> bool:
+    """Close an Engine.IO connection, so that its client sees a transport close and
+    reconnects (a Socket.IO disconnect would tell it to stay away).
+
+    engine.io sends a CLOSE packet, which a WebSocket client ignores, and closes the
+    WebSocket only once the client sends again; ending the writer closes it now.
+    """
+    socket = sio.eio.sockets.get(eio_sid)
+    if socket is None:
+        return False
+    await sio.eio.disconnect(eio_sid)
+    if socket.upgraded:
+        socket.queue.put_nowait(None)  # the writer's end: it closes the WebSocket
+    return True
+
+
 class SocketIOTransport:
     """``rtctl.hub.transport.Transport`` over a python-socketio server."""
 
@@ -203,8 +219,7 @@ class SocketIOTransport:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         if eio_sid is None or not self.hosts(sid):
             return False
-        await self.sio.eio.disconnect(eio_sid)
-        return True
+        return await close_transport(self.sio, eio_sid)
 
     async def call(self, sid: str, event: str, data: Any, timeout: float) -> Any:
         """Emit with an ack and wait; the ack callback is removed on timeout or disconnect."""
