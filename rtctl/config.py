@@ -73,8 +73,8 @@ class Settings:
     doc_backlog_seconds: float = _opt(
         30.0, "seconds a session's document request may wait before it is reconnected"
     )
-    doc_max_items: int = _opt(20_000, "Yjs structs (items, deletions) one update may hold")
-    doc_max_clients: int = _opt(10_000, "Yjs client ids one document may hold")
+    doc_max_items: int = _opt(12_000, "Yjs structs and deleted ranges one update may hold")
+    doc_max_clients: int = _opt(8_000, "Yjs client ids one document may hold")
     doc_max_array_state: int = _opt(
         256 * 1024, "largest document state answered as a JSON array of byte values"
     )

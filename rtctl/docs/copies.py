@@ -69,6 +69,7 @@ class LoadedDoc:
     stale: bool = False  # the copy may hold what the store does not: rebuild before use
     version: int = 0  # bumped on every change of ``ydoc``
     encoded: tuple[int, bytes] | None = None  # (version, ydoc.get_update()) of the last answer
+    vector: tuple[int, dict[int, int]] | None = None  # (version, state vector) last decoded
     inflight: int = 0  # updates in ``ydoc`` whose append has not returned yet
     settled: asyncio.Event = field(default_factory=asyncio.Event)  # set while inflight is 0
     held: HeldUpdates = field(default_factory=HeldUpdates)
@@ -93,7 +94,11 @@ class LoadedDoc:
         return self.encoded[1]
 
     def state_vector(self) -> dict[int, int]:
-        return yjs.doc_state(self.ydoc)
+        """The copy's state vector, decoded once per change (not per write: a document
+        with thousands of client ids would pay milliseconds for each)."""
+        if self.vector is None or self.vector[0] != self.version:
+            self.vector = (self.version, yjs.doc_state(self.ydoc))
+        return self.vector[1]
 
 
 class Copies:
@@ -172,13 +177,15 @@ class Copies:
         when the copy already held all of it (a sync step 2 carries the client's whole
         delete set even when nothing is new)."""
         try:
-            if not yjs.apply_checked(doc.ydoc, update, shape):
+            changed, after = yjs.apply_with_state(doc.ydoc, update, shape, doc.state_vector())
+            if not changed:
                 return None
         except yjs.CopyPolluted:
             log.error("document %s: an update did not integrate; reloading the copy", doc.id)
             doc.stale = True
             raise RtctlError("the update could not be applied", code="invalid_update") from None
         doc.version += 1
+        doc.vector = (doc.version, after)
         doc.inflight += 1
         doc.settled.clear()
         try:

@@ -19,8 +19,8 @@ from rtctl.docs.yjs import TooComplex
 
 @dataclass(frozen=True)
 class DocLimits:
-    max_items: int = 20_000  # structs (items, deletions, gaps) in one update
-    max_doc_clients: int = 10_000  # Yjs client ids one document may hold
+    max_items: int = 12_000  # structs (items, deletions, gaps) in one update
+    max_doc_clients: int = 8_000  # Yjs client ids one document may hold
     max_array_state: int = 256 * 1024  # largest state answered as a JSON array of bytes
 
     def inspect(self, update: bytes, state: dict[int, int]) -> yjs.UpdateShape:

@@ -434,7 +434,7 @@ class DocService:
         """Validate against the copy and append durably (no relay): the update's seq, or
         None when the copy already held all of it."""
         shape = yjs.inspect_update(update)
-        if doc.stale or not shape.integrates_into(yjs.doc_state(doc.ydoc)):
+        if doc.stale or not shape.integrates_into(doc.state_vector()):
             await self.copies.catch_up(doc)
         return await self.copies.commit(doc, update, shape)
 

@@ -273,7 +273,8 @@ def _json(text: str) -> None:
 
 def inspect_update(update: bytes, *, max_structs: int = MAX_COUNT) -> UpdateShape:
     """Walk a Yjs v1 update completely; raise ``MalformedUpdate`` on anything off, and
-    ``TooComplex`` past ``max_structs`` (before walking the rest)."""
+    ``TooComplex`` past ``max_structs`` structs and deleted ranges together (before
+    walking the rest)."""
     if not isinstance(update, bytes | bytearray | memoryview):
         raise MalformedUpdate("an update must be bytes")
     d = Decoder(bytes(update))
@@ -316,6 +317,9 @@ def inspect_update(update: bytes, *, max_structs: int = MAX_COUNT) -> UpdateShap
         for _ in range(d.count()):
             clock = d.uint()
             length = d.count()
+            shape.struct_count += 1  # a deleted range costs an apply about what an item does
+            if shape.struct_count > max_structs:
+                raise TooComplex(f"the update holds more than {max_structs} structs and ranges")
             if length:
                 shape.deletes[client] = max(shape.deletes.get(client, 0), clock + length)
     if not d.done():
@@ -420,15 +424,28 @@ class CopyPolluted(RuntimeError):
 
 
 def apply_checked(doc: pycrdt.Doc, update: bytes, shape: UpdateShape | None = None) -> bool:
+    """``apply_with_state`` without a known state: whether the update changed ``doc``."""
+    changed, _ = apply_with_state(doc, update, shape)
+    return changed
+
+
+def apply_with_state(
+    doc: pycrdt.Doc,
+    update: bytes,
+    shape: UpdateShape | None = None,
+    state: dict[int, int] | None = None,
+) -> tuple[bool, dict[int, int]]:
     """Apply an update only if it will integrate completely (nothing left pending);
-    return whether it changed the document (False: the document had it all).
+    return whether it changed the document (False: the document had it all), and the
+    document's state vector after it. ``state``: the document's state vector before,
+    when the caller knows it (decoding it costs about a microsecond per client id).
 
     Refuses before touching ``doc`` when the update is malformed or depends on
     history ``doc`` lacks. Should pycrdt still leave something pending, raises
     ``CopyPolluted``: ``doc`` then holds state that is in no log and must be dropped.
     """
     shape = shape or inspect_update(update)
-    if not shape.integrates_into(doc_state(doc)):
+    if not shape.integrates_into(doc_state(doc) if state is None else state):
         raise PendingHistory("the update depends on changes the document does not have")
     changed: list[bool] = []
     subscription = doc.observe(lambda _: changed.append(True))  # fires only on a change
@@ -442,9 +459,10 @@ def apply_checked(doc: pycrdt.Doc, update: bytes, shape: UpdateShape | None = No
         raise CopyPolluted(f"pycrdt refused an update that decoded: {exc}") from exc
     finally:
         doc.unobserve(subscription)
-    if not shape.covered_by(doc_state(doc)):
+    after = doc_state(doc)
+    if not shape.covered_by(after):
         raise CopyPolluted("an update did not integrate completely")
-    return bool(changed)
+    return bool(changed), after
 
 
 def merge(

@@ -47,4 +47,3 @@ def event_name(value: Any) -> str:
     if value in RESERVED_EVENT_NAMES:
         raise UsageError(f"event name {value!r} is reserved by Socket.IO")
     return value
-
