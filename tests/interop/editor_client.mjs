@@ -75,15 +75,13 @@
 // Exit status: 0 with the JSON line; 1 on a failure (timed out, --max-connect-errors
 // reached, left disconnected by the server, a malformed sync message), message on stderr;
 // 2 on bad arguments. A disconnect is never a failure by itself.
-import { parseArgs } from "node:util";
 import { io } from "socket.io-client";
 import * as Y from "yjs";
-import * as decoding from "lib0/decoding";
-import * as encoding from "lib0/encoding";
+import {
+  ProtocolError, STEP1, STEP2, UPDATE, answerStep1, b64, parseCli, readSyncMessage, rng, sleep,
+  syncMessage, toBytes,
+} from "./common.mjs";
 
-const STEP1 = 0;
-const STEP2 = 1;
-const UPDATE = 2;
 const REMOTE = "remote"; // sync: origin of what came from the hub
 const SERVER = "server"; // owui: origin Open WebUI gives the state it applies
 
@@ -94,56 +92,30 @@ const USAGE = "usage: editor_client.mjs --shape owui|sync --url URL --token TOKE
   + " [--max-connect-errors N] [--reconnect-after-server-disconnect] [--wait-quiet-ms MS]"
   + " [--timeout-ms MS]";
 
-function usage(message) {
-  process.stderr.write(`editor_client: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
 function parseOptions(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        shape: { type: "string" },
-        url: { type: "string" },
-        token: { type: "string" },
-        doc: { type: "string" },
-        path: { type: "string", default: "/socket.io" },
-        "reconnection-delay-ms": { type: "string", default: "1000" },
-        edits: { type: "string", default: "0" },
-        "interval-ms": { type: "string", default: "0" },
-        "start-delay-ms": { type: "string", default: "0" },
-        tag: { type: "string", default: "m" },
-        seed: { type: "string", default: "1" },
-        "client-id": { type: "string" },
-        "initial-content": { type: "string" },
-        awareness: { type: "boolean", default: false },
-        "user-id": { type: "string", default: "editor" },
-        "user-name": { type: "string", default: "Editor" },
-        "ack-timeout-ms": { type: "string", default: "30000" },
-        "max-connect-errors": { type: "string", default: "20" },
-        "reconnect-after-server-disconnect": { type: "boolean", default: false },
-        "wait-quiet-ms": { type: "string", default: "3000" },
-        "timeout-ms": { type: "string", default: "180000" },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (err) {
-    usage(err.message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    process.exit(0);
-  }
-  const int = (name, min = 0) => {
-    const raw = values[name];
-    if (!/^-?\d+$/.test(raw) || Number(raw) < min || !Number.isSafeInteger(Number(raw))) {
-      usage(`--${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`);
-    }
-    return Number(raw);
-  };
+  const { values, int, usage } = parseCli(argv, {
+    shape: { type: "string" },
+    url: { type: "string" },
+    token: { type: "string" },
+    doc: { type: "string" },
+    path: { type: "string", default: "/socket.io" },
+    "reconnection-delay-ms": { type: "string", default: "1000" },
+    edits: { type: "string", default: "0" },
+    "interval-ms": { type: "string", default: "0" },
+    "start-delay-ms": { type: "string", default: "0" },
+    tag: { type: "string", default: "m" },
+    seed: { type: "string", default: "1" },
+    "client-id": { type: "string" },
+    "initial-content": { type: "string" },
+    awareness: { type: "boolean", default: false },
+    "user-id": { type: "string", default: "editor" },
+    "user-name": { type: "string", default: "Editor" },
+    "ack-timeout-ms": { type: "string", default: "30000" },
+    "max-connect-errors": { type: "string", default: "20" },
+    "reconnect-after-server-disconnect": { type: "boolean", default: false },
+    "wait-quiet-ms": { type: "string", default: "3000" },
+    "timeout-ms": { type: "string", default: "180000" },
+  }, USAGE, "editor_client");
   if (!["owui", "sync"].includes(values.shape)) usage("--shape is owui or sync");
   if (!values.url) usage("--url is required");
   if (values.token === undefined) usage("--token is required");
@@ -189,7 +161,6 @@ const opt = parseOptions(process.argv.slice(2));
 
 // -- plumbing --------------------------------------------------------------------------
 
-class ProtocolError extends Error {}
 
 let socket = null;
 let finished = false;
@@ -225,34 +196,8 @@ process.on("uncaughtException", (err) => fail(err instanceof ProtocolError ? err
 process.on("unhandledRejection", (err) => fail(err instanceof ProtocolError ? err.message
   : `internal error: ${err?.stack ?? err}`));
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const b64 = (u8) => Buffer.from(u8).toString("base64");
 const warn = (message) => process.stderr.write(`editor_client: ${message}\n`);
 
-// A payload's bytes: a binary attachment (Buffer / ArrayBuffer / typed array) or an
-// array of byte values. Anything else is a protocol error.
-function toBytes(value, what) {
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (Array.isArray(value)) {
-    if (!value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-      throw new ProtocolError(`${what} is an array but not of byte values`);
-    }
-    return Uint8Array.from(value);
-  }
-  throw new ProtocolError(`${what} is neither binary nor an array of bytes: ${typeof value}`);
-}
-
-// mulberry32: deterministic edit positions for a given --seed
-function rng(seed) {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function noteError(data) {
   errors.push({ event: data?.event ?? null, code: data?.code ?? null, message: data?.message ?? null });
@@ -552,12 +497,6 @@ function setContent(content) {
 
 const sync = { step2: false, pendingAcks: 0 };
 
-function syncMessage(kind, payload) {
-  const enc = encoding.createEncoder();
-  encoding.writeVarUint(enc, kind);
-  encoding.writeVarUint8Array(enc, payload);
-  return encoding.toUint8Array(enc);
-}
 
 // Emit with an ack: refusals recorded, a missing ack counted (the server may have
 // disconnected us, or be slow); neither is fatal.
@@ -602,25 +541,9 @@ function setupSync() {
   socket.on("ydoc:sync", (payload) => {
     if (payload?.document_id !== opt.doc) return;
     lastRemoteAt = Date.now();
-    const message = toBytes(payload.message, "ydoc:sync message");
-    let kind;
-    let body;
-    try {
-      const dec = decoding.createDecoder(message);
-      kind = decoding.readVarUint(dec);
-      body = decoding.readVarUint8Array(dec);
-      if (decoding.hasContent(dec)) throw new Error("trailing bytes");
-    } catch (err) {
-      throw new ProtocolError(`malformed ydoc:sync message: ${err.message}`);
-    }
+    const { kind, body } = readSyncMessage(payload.message);
     if (kind === STEP1) {
-      let reply;
-      try {
-        reply = Y.encodeStateAsUpdate(doc, body);
-      } catch (err) {
-        throw new ProtocolError(`sync step 1 carries a malformed state vector: ${err.message}`);
-      }
-      emitAcked("ydoc:sync", { document_id: opt.doc, message: syncMessage(STEP2, reply) });
+      emitAcked("ydoc:sync", { document_id: opt.doc, message: answerStep1(doc, body) });
     } else if (kind === STEP2 || kind === UPDATE) {
       applyRemote(body, kind === STEP2 ? "sync step 2" : "a sync update");
       if (kind === STEP2) sync.step2 = true;

@@ -38,69 +38,41 @@
 // Exit status: 0 with the JSON line; 1 on a protocol error (no state in time, an ack
 // that never came, a malformed payload, a refused connection, an unexpected
 // disconnect), message on stderr; 2 on bad arguments.
-import { parseArgs } from "node:util";
 import { io } from "socket.io-client";
 import * as Y from "yjs";
-import * as decoding from "lib0/decoding";
-import * as encoding from "lib0/encoding";
+import {
+  ProtocolError, STEP1, STEP2, UPDATE, answerStep1, b64, parseCli, readSyncMessage, rng, sleep,
+  syncMessage, toBytes,
+} from "./common.mjs";
 
 // JSON.stringify replacer for what yjs values may hold (as rtctl.docs.export renders them):
 // a BigInt as a number, binary as base64.
 const jsonSafe = (_key, v) => (typeof v === "bigint" ? Number(v)
   : v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v);
 
-const STEP1 = 0;
-const STEP2 = 1;
-const UPDATE = 2;
 const REMOTE = "remote";
 
 const USAGE = "usage: yjs_client.mjs --url URL --token TOKEN --doc ID [--edits N] [--interval-ms MS]"
   + " [--form json|binary] [--seed S] [--client-id N] [--sync] [--offline-edits K]"
   + " [--wait-quiet-ms MS] [--state-timeout-ms MS] [--timeout-ms MS] [--fail-on-error]";
 
-function usage(message) {
-  process.stderr.write(`yjs_client: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
 function parseOptions(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        url: { type: "string" },
-        token: { type: "string", default: "" },
-        doc: { type: "string" },
-        edits: { type: "string", default: "0" },
-        "interval-ms": { type: "string", default: "0" },
-        form: { type: "string", default: "json" },
-        seed: { type: "string", default: "1" },
-        "client-id": { type: "string" },
-        sync: { type: "boolean", default: false },
-        "offline-edits": { type: "string", default: "0" },
-        "wait-quiet-ms": { type: "string", default: "0" },
-        "state-timeout-ms": { type: "string", default: "10000" },
-        "timeout-ms": { type: "string", default: "120000" },
-        "fail-on-error": { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (err) {
-    usage(err.message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + "\n");
-    process.exit(0);
-  }
-  const int = (name, min = 0) => {
-    const raw = values[name];
-    if (!/^-?\d+$/.test(raw) || Number(raw) < min || !Number.isSafeInteger(Number(raw))) {
-      usage(`--${name} must be an integer >= ${min}, not ${JSON.stringify(raw)}`);
-    }
-    return Number(raw);
-  };
+  const { values, int, usage } = parseCli(argv, {
+    url: { type: "string" },
+    token: { type: "string", default: "" },
+    doc: { type: "string" },
+    edits: { type: "string", default: "0" },
+    "interval-ms": { type: "string", default: "0" },
+    form: { type: "string", default: "json" },
+    seed: { type: "string", default: "1" },
+    "client-id": { type: "string" },
+    sync: { type: "boolean", default: false },
+    "offline-edits": { type: "string", default: "0" },
+    "wait-quiet-ms": { type: "string", default: "0" },
+    "state-timeout-ms": { type: "string", default: "10000" },
+    "timeout-ms": { type: "string", default: "120000" },
+    "fail-on-error": { type: "boolean", default: false },
+  }, USAGE, "yjs_client");
   if (!values.url) usage("--url is required");
   if (!values.doc) usage("--doc is required");
   if (!["json", "binary"].includes(values.form)) usage("--form is json or binary");
@@ -128,7 +100,6 @@ const opt = parseOptions(process.argv.slice(2));
 
 // -- plumbing --------------------------------------------------------------------------
 
-class ProtocolError extends Error {}
 
 let socket = null;
 let finished = false;
@@ -151,35 +122,9 @@ process.on("uncaughtException", (err) => fail(`internal error: ${err?.stack ?? e
 process.on("unhandledRejection", (err) => fail(err instanceof ProtocolError ? err.message
   : `internal error: ${err?.stack ?? err}`));
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const b64 = (u8) => Buffer.from(u8).toString("base64");
-
-// A payload's bytes: a binary attachment (Buffer / ArrayBuffer / typed array) or an
-// array of byte values. Anything else is a protocol error.
-function toBytes(value, what) {
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (Array.isArray(value)) {
-    if (!value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-      throw new ProtocolError(`${what} is an array but not of byte values`);
-    }
-    return Uint8Array.from(value);
-  }
-  throw new ProtocolError(`${what} is neither binary nor an array of bytes: ${typeof value}`);
-}
 
 const outgoing = (u8) => (opt.form === "binary" ? u8 : Array.from(u8));
 
-// mulberry32: deterministic edits for a given --seed
-function rng(seed) {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // -- the document ----------------------------------------------------------------------
 
@@ -311,10 +256,8 @@ function joinAndSync({ viaSync, needServerStep1 }) {
       },
     );
     if (viaSync) {
-      const enc = encoding.createEncoder();
-      encoding.writeVarUint(enc, STEP1);
-      encoding.writeVarUint8Array(enc, Y.encodeStateVector(doc));
-      emitAcked("ydoc:sync", { document_id: opt.doc, message: outgoing(encoding.toUint8Array(enc)) });
+      const step1 = syncMessage(STEP1, Y.encodeStateVector(doc));
+      emitAcked("ydoc:sync", { document_id: opt.doc, message: outgoing(step1) });
     }
   });
 }
@@ -337,28 +280,9 @@ function onUpdate(payload) {
 
 function onSync(payload) {
   if (payload?.document_id !== opt.doc) return;
-  const message = toBytes(payload.message, "ydoc:sync message");
-  let kind;
-  let body;
-  try {
-    const dec = decoding.createDecoder(message);
-    kind = decoding.readVarUint(dec);
-    body = decoding.readVarUint8Array(dec);
-    if (decoding.hasContent(dec)) throw new Error("trailing bytes");
-  } catch (err) {
-    throw new ProtocolError(`malformed ydoc:sync message: ${err.message}`);
-  }
+  const { kind, body } = readSyncMessage(payload.message);
   if (kind === STEP1) {
-    let reply;
-    try {
-      reply = Y.encodeStateAsUpdate(doc, body);
-    } catch (err) {
-      throw new ProtocolError(`sync step 1 carries a malformed state vector: ${err.message}`);
-    }
-    const enc = encoding.createEncoder();
-    encoding.writeVarUint(enc, STEP2);
-    encoding.writeVarUint8Array(enc, reply);
-    emitAcked("ydoc:sync", { document_id: opt.doc, message: outgoing(encoding.toUint8Array(enc)) });
+    emitAcked("ydoc:sync", { document_id: opt.doc, message: outgoing(answerStep1(doc, body)) });
     if (waiting) {
       waiting.needServerStep1 = false;
       settle();
