@@ -76,7 +76,7 @@ class Settings:
     doc_max_items: int = _opt(12_000, "Yjs structs and deleted ranges one update may hold")
     doc_max_clients: int = _opt(8_000, "Yjs client ids one document may hold")
     doc_max_array_state: int = _opt(
-        256 * 1024, "largest document state answered as a JSON array of byte values"
+        128 * 1024, "largest document state answered as a JSON array of byte values"
     )
     upstream_url: str = _opt("", "OpenAI-compatible API base URL, e.g. https://api.openai.com/v1")
     upstream_api_key: str = _opt("", "bearer key sent to the upstream", secret=True)

@@ -13,7 +13,6 @@ rejoins and syncs from scratch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,11 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from rtctl.auth import Identity
 from rtctl.docs import yjs
-from rtctl.docs.store import doc_room
 from rtctl.docs.yjs import UpdateShape, in_kind
 from rtctl.errors import RtctlError
 from rtctl.hub.transport import Transport
-from rtctl.state.base import StateBackend
 
 if TYPE_CHECKING:
     from rtctl.docs.copies import LoadedDoc
@@ -109,7 +106,6 @@ class HeldKeeper:
     def __init__(
         self,
         transport: Transport,
-        state: StateBackend,
         *,
         store: Callable[[Held, LoadedDoc], Awaitable[dict[str, Any]]],
         charge: Callable[[str, float], None],
@@ -117,7 +113,6 @@ class HeldKeeper:
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[Any]],
     ) -> None:
         self.transport = transport
-        self.state = state
         self._store = store  # store and relay a held update that now integrates
         self._charge = charge
         self._disconnect = disconnect
@@ -169,18 +164,18 @@ class HeldKeeper:
     async def _request(self, sid: str, doc: LoadedDoc, binary: bool) -> None:
         """Ask a session for what the document lacks of its own: sync step 1 (the client
         answers with step 2), or for a client that does not speak ``ydoc:sync`` an empty
-        state, which such providers (Open WebUI's) answer by sending their whole document."""
+        state (``request: true``), which such providers (Open WebUI's) answer by sending
+        their whole document."""
         payload: dict[str, Any] = {"document_id": doc.id}
         if doc.id in self.sync_docs.get(sid, ()):
             event = "ydoc:sync"
             payload["message"] = in_kind(yjs.sync_message(yjs.SYNC_STEP1, doc.ydoc.get_state()),
                                          binary)  # fmt: skip
         else:
-            event, sessions = "ydoc:document:state", []
-            with contextlib.suppress(RtctlError):
-                sessions = [s.sid for s in await self.state.list_sessions(room=doc_room(doc.id))]
-            payload["state"] = in_kind(yjs.EMPTY_UPDATE, binary)
-            payload["sessions"] = sessions or [sid]
+            # ``sessions`` is empty: Open WebUI's editor, told of an empty state with one
+            # session in it and an empty editor, would insert the note's initial content
+            event = "ydoc:document:state"
+            payload.update(state=in_kind(yjs.EMPTY_UPDATE, binary), sessions=[], request=True)
         log.info("document %s: asking session %s for history the hub lacks", doc.id, sid)
         await self.transport.emit(event, payload, to=sid)
 

@@ -21,7 +21,7 @@ from rtctl.docs.yjs import TooComplex
 class DocLimits:
     max_items: int = 12_000  # structs (items, deletions, gaps) in one update
     max_doc_clients: int = 8_000  # Yjs client ids one document may hold
-    max_array_state: int = 256 * 1024  # largest state answered as a JSON array of bytes
+    max_array_state: int = 128 * 1024  # largest state answered as a JSON array of bytes
 
     def inspect(self, update: bytes, state: dict[int, int]) -> yjs.UpdateShape:
         """The update's shape, refused when it would cost more than the bounds allow on

@@ -35,7 +35,7 @@ from rtctl.docs import yjs
 from rtctl.docs.compaction import AutoCompactor
 from rtctl.docs.copies import Copies, LoadedDoc, patiently
 from rtctl.docs.held import Held, HeldKeeper
-from rtctl.docs.inbox import DocInbox
+from rtctl.docs.inbox import DocInbox, InboxClosed
 from rtctl.docs.limits import DocLimits
 from rtctl.docs.store import DocStore, doc_room, valid_doc_id
 from rtctl.docs.yjs import in_kind
@@ -49,7 +49,9 @@ log = logging.getLogger("rtctl.docs")
 
 MAX_AWARENESS_CLIENTS = 16  # awareness client ids one session may speak for, per document
 MAX_AWARENESS_BYTES = 64 * 1024
-BINARY_STATE_ABOVE = 64 * 1024  # a larger state goes binary unless the client asks otherwise
+# A larger state goes binary unless the client asks otherwise, and so does a larger relayed
+# update: python-socketio walks an array of byte values at about 0.25 ms per KiB
+BINARY_STATE_ABOVE = 64 * 1024
 REDUNDANT_COST = 0.1  # tokens an update the document already had costs its session
 STATE_TOKEN_BYTES = 64 * 1024  # a state answer costs a token per this many bytes
 
@@ -141,7 +143,7 @@ class DocService:
         self._inboxes: dict[str, DocInbox] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = DocStats(self)
-        self.held = HeldKeeper(transport, state, store=self._store_held, charge=self._charge,
+        self.held = HeldKeeper(transport, store=self._store_held, charge=self._charge,
                                disconnect=self._disconnect, spawn=self._spawn)  # fmt: skip
         self.copies = Copies(store, AutoCompactor(store, compact_updates, self._spawn),
                              held_seconds=self.pace.held_seconds,
@@ -196,6 +198,8 @@ class DocService:
         inbox = self._inboxes.get(sid)
         if inbox is None:
             self.pool.identity(sid)  # raises for a session that is gone
+            if not self.transport.hosts(sid):  # closing: its inbox is gone for good
+                raise InboxClosed("the session is closing")
             inbox = self._inboxes[sid] = DocInbox(
                 sid, rate=self.pace.rate, burst=self.pace.burst,
                 max_bytes=self.pace.backlog_bytes, max_seconds=self.pace.backlog_seconds,
@@ -418,7 +422,8 @@ class DocService:
         await self.transport.emit(
             "ydoc:document:update",
             {"document_id": doc.id, "user_id": identity.user_id,
-             "update": in_kind(update, binary), "socket_id": sid, "seq": seq},
+             "update": in_kind(update, binary or len(update) > BINARY_STATE_ABOVE),
+             "socket_id": sid, "seq": seq},
             to=doc_room(doc.id),
             skip_sid=sid,
         )  # fmt: skip
@@ -496,10 +501,10 @@ class DocService:
         pycrdt.Doc()  # the first document pycrdt makes costs milliseconds: not a client's
 
     async def close(self) -> None:
-        for inbox in list(self._inboxes.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(inbox.close(), 5.0)
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 5.0)
+        closing = [asyncio.ensure_future(i.close()) for i in self._inboxes.values()]
+        pending = closing + list(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=5.0)
+            for task in late:
+                task.cancel()
         await self.store.close()

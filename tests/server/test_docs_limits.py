@@ -77,3 +77,25 @@ async def test_decoded_cost_is_bounded(make_daemon: Any) -> None:
         assert isinstance(state, bytes) and len(state) > 1024
     finally:
         await a.client.close()
+
+
+async def test_a_large_update_sent_as_an_array_is_relayed_binary(daemon: DaemonProcess) -> None:
+    """Sending a large array costs the event loop about 0.25 ms per KiB (python-socketio
+    walks it): past 64 KiB the relay goes binary, which a client reads the same way."""
+    a = Editor(await connect(daemon, "alice", **grants()), "note:big")
+    b = Editor(await connect(daemon, "bob", **grants()), "note:big")
+    try:
+        await a.join()
+        await b.join()
+        assert (await a.edit(0, "small"))["ok"]
+        assert (await a.edit(0, "y" * 70_000))["ok"]
+        await b.client.next_event(
+            "ydoc:document:update", lambda _: len(b.client.received("ydoc:document:update")) == 2
+        )
+        small, large = (u["update"] for u in b.client.received("ydoc:document:update"))
+        assert isinstance(small, list) and isinstance(large, bytes) and len(large) > 64 * 1024
+        b.take_remote()
+        assert str(b.text) == str(a.text)
+    finally:
+        await a.client.close()
+        await b.client.close()
