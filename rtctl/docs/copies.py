@@ -172,22 +172,33 @@ class Copies:
                     await doc.settled.wait()
 
     async def commit(self, doc: LoadedDoc, update: bytes, shape: yjs.UpdateShape) -> int | None:
-        """Apply to the copy, append (trying again while the store does not answer: the
-        append is idempotent), keep the copy's bookkeeping. The update's seq, or None
-        when the copy already held all of it (a sync step 2 carries the client's whole
-        delete set even when nothing is new)."""
+        """``apply`` then ``store``: the update's seq, or None when the copy already held
+        all of it (a sync step 2 carries the client's whole delete set even when nothing
+        is new)."""
+        if not self.apply(doc, update, shape):
+            return None
+        return await self.store_applied(doc, update, shape)
+
+    def apply(self, doc: LoadedDoc, update: bytes, shape: yjs.UpdateShape) -> bool:
+        """Apply an update that integrates to the copy, which then counts it in flight
+        until ``store_applied``; False when the copy already held all of it."""
         try:
             changed, after = yjs.apply_with_state(doc.ydoc, update, shape, doc.state_vector())
-            if not changed:
-                return None
         except yjs.CopyPolluted:
             log.error("document %s: an update did not integrate; reloading the copy", doc.id)
             doc.stale = True
             raise RtctlError("the update could not be applied", code="invalid_update") from None
+        if not changed:
+            return False
         doc.version += 1
         doc.vector = (doc.version, after)
         doc.inflight += 1
         doc.settled.clear()
+        return True
+
+    async def store_applied(self, doc: LoadedDoc, update: bytes, shape: yjs.UpdateShape) -> int:
+        """Append an update ``apply`` took (trying again while the store does not answer:
+        the append is idempotent) and keep the copy's bookkeeping; its seq."""
         try:
             clocks, key = shape_clocks(shape), os.urandom(12)  # the same key in every try
             seq = await patiently(lambda: self.store.append(doc.id, update, clocks, key))

@@ -33,6 +33,21 @@ from rtctl.errors import RtctlError
 JOB_OVERHEAD = 256  # bytes a queued job counts for beyond its payload
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a session's document traffic is paced and bounded."""
+
+    rate: float = 100.0
+    burst: float = 200.0
+    backlog_bytes: int = 16 << 20
+    backlog_seconds: float = 30.0
+
+    @property
+    def held_seconds(self) -> float:
+        """How long an update may wait for its history before its session starts over."""
+        return self.backlog_seconds / 3
+
+
 class Overflow(RtctlError):
     """The session's document backlog passed its bound; the session is disconnected."""
 

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pycrdt
@@ -35,7 +34,7 @@ from rtctl.docs import yjs
 from rtctl.docs.compaction import AutoCompactor
 from rtctl.docs.copies import Copies, LoadedDoc, patiently
 from rtctl.docs.held import Held, HeldKeeper
-from rtctl.docs.inbox import DocInbox, InboxClosed
+from rtctl.docs.inbox import DocInbox, InboxClosed, Pace
 from rtctl.docs.limits import DocLimits
 from rtctl.docs.store import DocStore, doc_room, valid_doc_id
 from rtctl.docs.yjs import in_kind
@@ -75,21 +74,6 @@ def _update_bytes(value: Any, limit: int, what: str = "update") -> tuple[bytes, 
     if not data:
         raise UsageError(f"{what} is empty")
     return data, binary
-
-
-@dataclass(frozen=True)
-class Pace:
-    """How a session's document traffic is paced and bounded (``rtctl.docs.inbox``)."""
-
-    rate: float = 100.0
-    burst: float = 200.0
-    backlog_bytes: int = 16 << 20
-    backlog_seconds: float = 30.0
-
-    @property
-    def held_seconds(self) -> float:
-        """How long an update may wait for its history before its session starts over."""
-        return self.backlog_seconds / 3
 
 
 class DocStats:
@@ -414,11 +398,27 @@ class DocService:
         binary: bool,
         shape: yjs.UpdateShape,
     ) -> dict[str, Any]:
-        seq = await self.copies.commit(doc, update, shape)
-        if seq is None:
+        """Apply to the copy at once; then append and relay in a task of its own, which
+        goes on when its caller stops waiting (a deadline, a disconnect): an append that
+        may have run must be relayed once it did, or readers would never see it."""
+        if not self.copies.apply(doc, update, shape):
             self._charge(sid, REDUNDANT_COST)
             return {"ok": True}  # the document had all of it: nothing to store or relay
         self._charge(sid, 1)
+        task = self._spawn(self._append_and_relay(sid, identity, doc, update, binary, shape))
+        result: dict[str, Any] = await asyncio.shield(task)
+        return result
+
+    async def _append_and_relay(
+        self,
+        sid: str,
+        identity: Identity,
+        doc: LoadedDoc,
+        update: bytes,
+        binary: bool,
+        shape: yjs.UpdateShape,
+    ) -> dict[str, Any]:
+        seq = await self.copies.store_applied(doc, update, shape)
         await self.transport.emit(
             "ydoc:document:update",
             {"document_id": doc.id, "user_id": identity.user_id,
@@ -494,6 +494,7 @@ class DocService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_finished)
         return task
 
     async def start(self) -> None:
@@ -508,3 +509,8 @@ class DocService:
             for task in late:
                 task.cancel()
         await self.store.close()
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:  # its waiter, if any, has it
+        log.debug("document task failed: %s", task.exception())

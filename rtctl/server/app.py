@@ -17,9 +17,10 @@ from rtctl._version import __version__
 from rtctl.auth import TokenVerifier
 from rtctl.config import Settings
 from rtctl.docs import open_doc_store
+from rtctl.docs.inbox import Pace
 from rtctl.docs.limits import DocLimits
 from rtctl.docs.operator import DocOperator
-from rtctl.docs.service import DocService, Pace
+from rtctl.docs.service import DocService
 from rtctl.hub.hub import Hub
 from rtctl.hub.operator import Operator
 from rtctl.hub.peers import Command, LocalPeers, Peers
@@ -117,6 +118,19 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
     docs = _docs(settings, pool, transport, state)
+    _doc_metrics(metrics, docs)
+    for name, handler in docs.events().items():
+        endpoint.register(name, handler, paced=name in docs.PACED)
+    endpoint.on_session_closed(docs.session_closed)
+    tasks = _tasks(settings, state, transport, pool, hub, endpoint)
+    admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
+                     cleanup, DocOperator(docs.store, state))  # fmt: skip
+    asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
+    return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
+                      reaper, docs, tasks)  # fmt: skip
+
+
+def _doc_metrics(metrics: Metrics, docs: DocService) -> None:
     stats = docs.stats
     metrics.add(
         CounterFn("rtctl_doc_reconnects_total",
@@ -129,15 +143,6 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
         Gauge("rtctl_doc_backlog_bytes", "Document traffic waiting in sessions' inboxes",
               lambda: stats.backlog_bytes),
     )  # fmt: skip
-    for name, handler in docs.events().items():
-        endpoint.register(name, handler, paced=name in docs.PACED)
-    endpoint.on_session_closed(docs.session_closed)
-    tasks = _tasks(settings, state, transport, pool, hub, endpoint)
-    admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
-                     cleanup, DocOperator(docs.store, state))  # fmt: skip
-    asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
-    return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper, docs, tasks)  # fmt: skip
 
 
 def _docs(

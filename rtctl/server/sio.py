@@ -168,15 +168,21 @@ async def close_transport(sio: socketio.AsyncServer, eio_sid: str) -> bool:
     """Close an Engine.IO connection, so that its client sees a transport close and
     reconnects (a Socket.IO disconnect would tell it to stay away).
 
-    engine.io sends a CLOSE packet, which a WebSocket client ignores, and closes the
-    WebSocket only once the client sends again; ending the writer closes it now.
+    A long-polling client is sent engine.io's CLOSE packet. A WebSocket client ignores
+    that packet, and engine.io would close the WebSocket only once the client sent
+    again, after the disconnect handlers (which may wait on a stalled Redis): the
+    writer is ended first instead, which closes the WebSocket at once, then the
+    session is closed without waiting to flush.
     """
-    socket = sio.eio.sockets.get(eio_sid)
+    eio = sio.eio
+    socket = eio.sockets.get(eio_sid)
     if socket is None:
         return False
-    await sio.eio.disconnect(eio_sid)
-    if socket.upgraded:
-        socket.queue.put_nowait(None)  # the writer's end: it closes the WebSocket
+    if not socket.upgraded:
+        await eio.disconnect(eio_sid)
+        return True
+    socket.queue.put_nowait(None)  # the writer's end: it closes the WebSocket
+    await socket.close(wait=False, abort=True, reason=eio.reason.SERVER_DISCONNECT)
     return True
 
 

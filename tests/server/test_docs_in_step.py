@@ -235,3 +235,42 @@ async def test_redis_stopped_slows_writers_and_loses_nothing(
     finally:
         await a.client.close()
         await b.client.close()
+
+
+async def test_an_append_outliving_its_request_is_still_relayed(
+    make_daemon: Any, redis_server: RedisServer
+) -> None:
+    """Redis stopped past the request's deadline: the writer is reconnected, and the
+    append that was on its way lands once Redis is back, once, and is relayed then; what
+    readers were sent and what the log holds agree."""
+    common = {"RTCTL_REDIS_URL": redis_server.url, "RTCTL_DOC_BACKLOG_SECONDS": "3"}
+    d1, d2 = make_daemon(RTCTL_NODE_ID="n1", **common), make_daemon(RTCTL_NODE_ID="n2", **common)
+    a = Editor(await connect(d1, "alice", **grants()), "note:late")
+    b = Editor(await connect(d2, "bob", **grants()), "note:late")
+    try:
+        await a.join()
+        await b.join()
+        assert (await a.edit(0, "before;"))["seq"] == 1
+        assert redis_server.proc is not None
+        os.kill(redis_server.proc.pid, signal.SIGSTOP)
+        try:
+            a.text.insert(len(a.text), "during;")
+            await a.client.sio.emit(
+                "ydoc:document:update", {"document_id": "note:late", "update": a.outbox.pop()}
+            )
+            await a.client.wait_disconnected(8)  # its request outlived the 3 s bound
+        finally:
+            os.kill(redis_server.proc.pid, signal.SIGCONT)
+        relayed = await b.client.next_event(
+            "ydoc:document:update",
+            lambda _: len(b.client.received("ydoc:document:update")) == 2,
+            timeout=15,
+        )
+        assert relayed["user_id"] == "alice"
+        b.take_remote()
+        assert str(b.text) == "before;during;"
+        status, info = await asyncio.to_thread(d2.http, "GET", "/api/v1/docs/note:late")
+        assert status == 200 and info["seq"] == 2  # stored once
+    finally:
+        await a.client.close()
+        await b.client.close()
