@@ -12,9 +12,11 @@ them is refused with a clear error, before it touches the document.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rtctl.docs import yjs
 from rtctl.docs.yjs import TooComplex
+from rtctl.errors import PayloadTooLarge, UsageError
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,24 @@ class DocLimits:
                 f"the state is {size} bytes, too large to send as an array of byte values"
                 f" (at most {self.max_array_state}); ask with binary: true"
             )
+
+
+def payload_bytes(value: Any, limit: int, what: str = "update") -> tuple[bytes, bool]:
+    """An update given as a binary attachment or a JSON array of byte values, and
+    whether it came binary (the server answers in the form the client used)."""
+    if isinstance(value, bytes | bytearray):
+        data, binary = bytes(value), True
+    elif isinstance(value, list):
+        if len(value) > limit:
+            raise PayloadTooLarge(f"{what} is larger than {limit} bytes")
+        try:  # bytes() checks every element is an int in 0..255, at C speed
+            data, binary = bytes(value), False
+        except (TypeError, ValueError):
+            raise UsageError(f"{what} must be binary or an array of byte values 0-255") from None
+    else:
+        raise UsageError(f"{what} must be binary or an array of byte values")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{what} is larger than {limit} bytes")
+    if not data:
+        raise UsageError(f"{what} is empty")
+    return data, binary

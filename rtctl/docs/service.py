@@ -30,12 +30,13 @@ from typing import Any
 import pycrdt
 
 from rtctl.auth import Identity
-from rtctl.docs import yjs
+from rtctl.docs import awareness, yjs
 from rtctl.docs.compaction import AutoCompactor
 from rtctl.docs.copies import Copies, LoadedDoc, patiently
 from rtctl.docs.held import Held, HeldKeeper
 from rtctl.docs.inbox import DocInbox, InboxClosed, Pace
-from rtctl.docs.limits import DocLimits
+from rtctl.docs.limits import DocLimits, payload_bytes
+from rtctl.docs.stats import DocStats
 from rtctl.docs.store import DocStore, doc_room, valid_doc_id
 from rtctl.docs.yjs import in_kind
 from rtctl.errors import Forbidden, PayloadTooLarge, RateLimited, RtctlError, UsageError
@@ -46,54 +47,11 @@ from rtctl.state.base import StateBackend
 
 log = logging.getLogger("rtctl.docs")
 
-MAX_AWARENESS_CLIENTS = 16  # awareness client ids one session may speak for, per document
-MAX_AWARENESS_BYTES = 64 * 1024
 # A larger state goes binary unless the client asks otherwise, and so does a larger relayed
 # update: python-socketio walks an array of byte values at about 0.25 ms per KiB
 BINARY_STATE_ABOVE = 64 * 1024
 REDUNDANT_COST = 0.1  # tokens an update the document already had costs its session
 STATE_TOKEN_BYTES = 64 * 1024  # a state answer costs a token per this many bytes
-
-
-def _update_bytes(value: Any, limit: int, what: str = "update") -> tuple[bytes, bool]:
-    """An update given as a binary attachment or a JSON array of byte values, and
-    whether it came binary (the server answers in the form the client used)."""
-    if isinstance(value, bytes | bytearray):
-        data, binary = bytes(value), True
-    elif isinstance(value, list):
-        if len(value) > limit:
-            raise PayloadTooLarge(f"{what} is larger than {limit} bytes")
-        try:  # bytes() checks every element is an int in 0..255, at C speed
-            data, binary = bytes(value), False
-        except (TypeError, ValueError):
-            raise UsageError(f"{what} must be binary or an array of byte values 0-255") from None
-    else:
-        raise UsageError(f"{what} must be binary or an array of byte values")
-    if len(data) > limit:
-        raise PayloadTooLarge(f"{what} is larger than {limit} bytes")
-    if not data:
-        raise UsageError(f"{what} is empty")
-    return data, binary
-
-
-class DocStats:
-    """What ``/metrics`` shows of the documents of one node."""
-
-    def __init__(self, service: DocService) -> None:
-        self._service = service
-        self.reconnects = 0  # sessions disconnected to be brought back in step
-
-    @property
-    def history_requests(self) -> int:
-        return self._service.held.requests
-
-    @property
-    def held(self) -> int:
-        return sum(len(d.held) for d in self._service.loaded.values())
-
-    @property
-    def backlog_bytes(self) -> int:
-        return sum(inbox.bytes for inbox in self._service._inboxes.values())
 
 
 class DocService:
@@ -197,6 +155,9 @@ class DocService:
             result = await result
         return result
 
+    def backlog_bytes(self) -> int:
+        return sum(inbox.bytes for inbox in self._inboxes.values())
+
     def _charge(self, sid: str, cost: float) -> None:
         inbox = self._inboxes.get(sid)
         if inbox is not None:
@@ -228,7 +189,7 @@ class DocService:
     async def update(self, sid: str, data: Any) -> Any:
         body = p.obj(data)
         doc_id = valid_doc_id(body.get("document_id"))
-        update, binary = _update_bytes(body.get("update"), self.max_update)
+        update, binary = payload_bytes(body.get("update"), self.max_update)
         return await self._queued(
             sid, data, lambda: self._update(sid, doc_id, update, binary)
         )  # fmt: skip
@@ -236,7 +197,7 @@ class DocService:
     async def sync(self, sid: str, data: Any) -> Any:
         body = p.obj(data)
         doc_id = valid_doc_id(body.get("document_id"))
-        message, binary = _update_bytes(body.get("message"), self.max_update + 16, "message")
+        message, binary = payload_bytes(body.get("message"), self.max_update + 16, "message")
         kind, payload = yjs.read_sync_message(message)
         if kind == yjs.SYNC_STEP1:
             yjs.decode_state_vector(payload)  # refuse a malformed state vector clearly
@@ -250,8 +211,8 @@ class DocService:
     async def awareness(self, sid: str, data: Any) -> Any:
         body = p.obj(data)
         doc_id = valid_doc_id(body.get("document_id"))
-        update, binary = _update_bytes(body.get("update"), MAX_AWARENESS_BYTES, "awareness update")
-        entries = yjs.read_awareness(update, max_entries=MAX_AWARENESS_CLIENTS)
+        update, binary = payload_bytes(body.get("update"), awareness.MAX_BYTES, "awareness update")
+        entries = yjs.read_awareness(update, max_entries=awareness.MAX_CLIENTS)
         return await self._queued(
             sid, data, lambda: self._awareness(sid, doc_id, update, binary, entries),
             ephemeral=True,
@@ -347,16 +308,7 @@ class DocService:
     ) -> dict[str, Any]:
         identity = self._reader(sid, doc_id)
         doc = self._member(sid, doc_id)
-        clients = doc.awareness.setdefault(sid, {})
-        for e in entries:
-            if e.state is None:
-                clients.pop(e.client, None)
-            elif e.client in clients or len(clients) < MAX_AWARENESS_CLIENTS:
-                clients[e.client] = e.clock
-            else:
-                raise UsageError(
-                    f"a session may announce at most {MAX_AWARENESS_CLIENTS} awareness clients"
-                )
+        awareness.note(doc.awareness.setdefault(sid, {}), entries)
         await self.transport.emit(
             "ydoc:awareness:update",
             {"document_id": doc_id, "user_id": identity.user_id,
@@ -443,6 +395,33 @@ class DocService:
             await self.copies.catch_up(doc)
         return await self.copies.commit(doc, update, shape)
 
+    # relays lost -------------------------------------------------------------------------
+
+    def redeliver(self) -> None:
+        """Relays between nodes may have been lost (Redis was away): send every document
+        this node has sessions in, as its store holds it, to its whole room on every node.
+        Each client applies the state it lacks of (a Yjs state merges; Open WebUI's editor
+        applies it as the server's); the node of any writer whose relay was lost does the
+        same, since it lost Redis too."""
+        for doc in list(self.loaded.values()):
+            if doc.sids:
+                self._spawn(self._redeliver(doc))
+
+    async def _redeliver(self, doc: LoadedDoc) -> None:
+        async with asyncio.timeout(self.pace.backlog_seconds):
+            await self.copies.catch_up(doc)
+            await self.copies.settled(doc)
+            state = doc.state_update()
+            room = doc_room(doc.id)
+            sessions = await patiently(lambda: self.state.list_sessions(room=room))
+            log.info("document %s: delivering it anew after relays may have been lost", doc.id)
+            await self.transport.emit(
+                "ydoc:document:state",
+                {"document_id": doc.id, "state": in_kind(state, len(state) > BINARY_STATE_ABOVE),
+                 "sessions": [s.sid for s in sessions]},
+                to=room,
+            )  # fmt: skip
+
     # leaving -----------------------------------------------------------------------------
 
     async def session_closed(self, sid: str) -> None:
@@ -468,12 +447,13 @@ class DocService:
         self._forget(sid, doc)
         room = doc_room(doc.id)
         if clients:  # tell the others this session's cursors are gone
-            gone = yjs.awareness_update(
-                [yjs.AwarenessEntry(c, clock + 1, None) for c, clock in clients.items()]
-            )
             await self.transport.emit(
                 "ydoc:awareness:update",
-                {"document_id": doc.id, "user_id": user_id, "update": list(gone)},
+                {
+                    "document_id": doc.id,
+                    "user_id": user_id,
+                    "update": list(awareness.gone(clients)),
+                },
                 to=room,
                 skip_sid=sid,
             )

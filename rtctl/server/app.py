@@ -118,6 +118,8 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
     docs = _docs(settings, pool, transport, state)
+    if bus is not None:  # relays lost while Redis was away: each node delivers its copies anew
+        bus.on_recovered.append(docs.redeliver)
     _doc_metrics(metrics, docs)
     for name, handler in docs.events().items():
         endpoint.register(name, handler, paced=name in docs.PACED)

@@ -133,6 +133,10 @@ class RedisBus:
         self._script: Any = None if sharded else client.register_script(PUBLISH_BATCH)
         self._publish_failing = False
         self._overflowing = False
+        # called when messages may have been lost and Redis answers again (the listener
+        # subscribed anew, or publishing works again): parts whose state lives elsewhere
+        # (documents: in their logs) deliver again what may not have arrived
+        self.on_recovered: list[Callable[[], None]] = []
         self.published = 0  # messages handed to Redis
         self.batches = 0  # EVALSHAs / pipelines that carried them
 
@@ -221,7 +225,15 @@ class RedisBus:
                 time.monotonic() - self._lost_at,
                 len(self._channels),
             )
+            self._recovered()
         self._lost_at, self._delay = None, 0.1
+
+    def _recovered(self) -> None:
+        for callback in self.on_recovered:
+            try:
+                callback()
+            except Exception:
+                log.exception("bus recovery callback failed")
 
     async def _drop_pubsub(self) -> None:
         if self._pubsub is not None:
@@ -430,6 +442,7 @@ class RedisBus:
             if self._publish_failing:
                 self._publish_failing = False
                 log.info("publishing to Redis again (%d undelivered so far)", self.dropped)
+                self._recovered()
 
     async def _send_script(self, batch: list[tuple[str, bytes]]) -> None:
         try:

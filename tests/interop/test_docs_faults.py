@@ -98,12 +98,11 @@ def test_burst_redis_stopped_and_compaction_two_daemons(
                   RTCTL_ADMIN_TOKEN="")  # fmt: skip
     quiet = ("--wait-quiet-ms", "12000")  # longer than Redis is stopped: nothing relays then
     paced = ("--edits", "400", "--interval-ms", "30", *quiet)
-    clients = [
-        editor(d1, "owui", "oa", 1, *paced),
+    clients = [  # the first bursts 1,000 edits, all at once, while the others type
+        editor(d1, "owui", "burst", 1, "--edits", "1000", "--start-delay-ms", "1500", *quiet),
         editor(d2, "owui", "ob", 2, *paced),
         editor(d1, "sync", "sa", 3, *paced),
         editor(d2, "sync", "sb", 4, *paced),
-        editor(d1, "owui", "burst", 5, "--edits", "1000", "--start-delay-ms", "1500", *quiet),
     ]
     with CompactLoop(env) as loop:
         time.sleep(4)
