@@ -197,7 +197,13 @@ async def test_cluster_daemons_answer_as_one_hub(
     status, online = await http(a, "GET", "/api/v1/users/online")
     assert {u["user_id"]: u["sessions"] for u in online} == {"alice": 2, "bob": 1}
 
-    # a channel message from node A reaches the members on node B, once each
+    # a channel message from node A reaches the members on node B, once each, once both
+    # nodes' SSUBSCRIBE took effect on the shard (a subscription is not confirmed to the
+    # joining session)
+    channel = f"{a.env['RTCTL_PREFIX']}:ch:room:channel:{CHANNEL}"
+    shard = redis_cluster.node_for_key(channel)
+    await until(lambda: int(shard.command("PUBSUB", "SHARDNUMSUB", channel)[1]) >= 2,
+                what="both nodes subscribed to the channel's room")  # fmt: skip
     await on_a.call("events:channel", {"channel_id": CHANNEL, "data": {"type": "m", "data": 1}})
     for c in clients:
         await c.next_event("events:channel")
