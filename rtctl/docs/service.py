@@ -212,7 +212,7 @@ class DocService:
         body = p.obj(data)
         doc_id = valid_doc_id(body.get("document_id"))
         update, binary = payload_bytes(body.get("update"), awareness.MAX_BYTES, "awareness update")
-        entries = yjs.read_awareness(update, max_entries=awareness.MAX_CLIENTS)
+        entries = awareness.read(update, max_entries=awareness.MAX_CLIENTS)
         return await self._queued(
             sid, data, lambda: self._awareness(sid, doc_id, update, binary, entries),
             ephemeral=True,

@@ -373,43 +373,6 @@ def sync_message(kind: int, payload: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True)
-class AwarenessEntry:
-    client: int
-    clock: int
-    state: Any  # None: the client is gone
-
-
-def read_awareness(update: bytes, *, max_entries: int = 1024) -> list[AwarenessEntry]:
-    d = Decoder(bytes(update))
-    n = d.count()
-    if n > max_entries:
-        raise MalformedUpdate(f"an awareness update may carry at most {max_entries} clients")
-    entries = []
-    for _ in range(n):
-        client = d.uint()
-        clock = d.uint()
-        text = d.string()
-        try:
-            state = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedUpdate("awareness state is not JSON") from exc
-        entries.append(AwarenessEntry(client, clock, state))
-    if not d.done():
-        raise MalformedUpdate("trailing bytes after the awareness update")
-    return entries
-
-
-def awareness_update(entries: list[AwarenessEntry]) -> bytes:
-    out = bytearray()
-    write_uint(out, len(entries))
-    for e in entries:
-        write_uint(out, e.client)
-        write_uint(out, e.clock)
-        write_string(out, json.dumps(e.state, separators=(",", ":")))
-    return bytes(out)
-
-
 # documents ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtctl.docs import yjs
+from rtctl.docs import awareness, yjs
 from rtctl.docs.store import shape_clocks
 
 
@@ -168,12 +168,15 @@ def test_sync_and_awareness_messages() -> None:
     for bad in [b"", b"\x03\x00", b"\x00\x05ab", b"\x00\x01ab"]:
         with pytest.raises(yjs.MalformedUpdate):
             yjs.read_sync_message(bad)
-    entries = [yjs.AwarenessEntry(1, 2, {"user": {"name": "é"}}), yjs.AwarenessEntry(9, 1, None)]
-    assert yjs.read_awareness(yjs.awareness_update(entries)) == entries
+    entries = [
+        awareness.AwarenessEntry(1, 2, {"user": {"name": "é"}}),
+        awareness.AwarenessEntry(9, 1, None),
+    ]
+    assert awareness.read(awareness.encode(entries)) == entries
     with pytest.raises(yjs.MalformedUpdate):
-        yjs.read_awareness(yjs.awareness_update(entries), max_entries=1)
+        awareness.read(awareness.encode(entries), max_entries=1)
     with pytest.raises(yjs.MalformedUpdate):
-        yjs.read_awareness(b"\x01\x01\x01\x03{x}")
+        awareness.read(b"\x01\x01\x01\x03{x}")
 
 
 SEEDS = history(seed=11)[1] + [history(seed=11)[0].get_update()]
@@ -213,7 +216,7 @@ def test_fuzz_updates_are_refused_cleanly_or_integrate_completely(data: bytes) -
 @settings(max_examples=800, deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_messages_never_raise_anything_but_a_clean_refusal(data: bytes) -> None:
-    for parse in (yjs.read_sync_message, yjs.read_awareness, yjs.decode_state_vector,
+    for parse in (yjs.read_sync_message, awareness.read, yjs.decode_state_vector,
                   yjs.inspect_update):  # fmt: skip
         with contextlib.suppress(yjs.MalformedUpdate):
             parse(data)
@@ -227,9 +230,7 @@ def test_hostile_json_and_gaps_are_refused_cleanly() -> None:
     with pytest.raises(yjs.MalformedUpdate, match="JSON"):
         yjs.inspect_update(bytes(embed))
     with pytest.raises(yjs.MalformedUpdate):
-        yjs.read_awareness(
-            yjs.awareness_update([yjs.AwarenessEntry(1, 1, None)])[:-4] + b"\x04[[[["
-        )
+        awareness.read(awareness.encode([awareness.AwarenessEntry(1, 1, None)])[:-4] + b"\x04[[[[")
     # a merged update that skips clocks 1..3 of its client: pending unless they exist
     doc = pycrdt.Doc()
     updates: list[bytes] = []

@@ -9,7 +9,7 @@ from typing import Any
 import pycrdt
 import pytest
 
-from rtctl.docs import yjs
+from rtctl.docs import awareness, yjs
 from tests.conftest import DaemonProcess
 from tests.redis_server import RedisServer
 from tests.server.live_client import LiveClient, connect, until
@@ -191,7 +191,7 @@ async def test_awareness_is_relayed_and_cleared_on_disconnect(daemon: DaemonProc
     try:
         await a.join()
         await b.join()
-        update = yjs.awareness_update([yjs.AwarenessEntry(4242, 3, {"cursor": 5})])
+        update = awareness.encode([awareness.AwarenessEntry(4242, 3, {"cursor": 5})])
         ack = await a.client.call(
             "ydoc:awareness:update", {"document_id": "note:aw", "update": list(update)}
         )
@@ -205,10 +205,10 @@ async def test_awareness_is_relayed_and_cleared_on_disconnect(daemon: DaemonProc
 
         await a.client.close()
         gone = await b.client.next_event(
-            "ydoc:awareness:update", lambda d: yjs.read_awareness(bytes(d["update"]))[0].state
+            "ydoc:awareness:update", lambda d: awareness.read(bytes(d["update"]))[0].state
             is None,
         )  # fmt: skip
-        (entry,) = yjs.read_awareness(bytes(gone["update"]))
+        (entry,) = awareness.read(bytes(gone["update"]))
         assert entry.client == 4242 and entry.clock == 4
         assert (await b.client.next_event("ydoc:user:left"))["user_id"] == "alice"
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 import pycrdt
 import pytest
 
-from rtctl.docs import yjs
+from rtctl.docs import awareness, yjs
 from tests.conftest import DaemonProcess
 from tests.redis_server import RedisServer
 from tests.server.live_client import LiveClient, connect, until
@@ -64,7 +64,7 @@ async def test_doc_updates_are_paced_not_refused(make_daemon: Any) -> None:
         assert [ack["seq"] for ack in acks] == list(range(1, 61))  # in the order sent
         assert elapsed >= (60 - 5) / 40 * 0.8  # slowed down to the pace
         # awareness has its own budget (the ordinary event rate), untouched by the writes
-        aw = yjs.awareness_update([yjs.AwarenessEntry(77, 1, {"user": "alice"})])
+        aw = awareness.encode([awareness.AwarenessEntry(77, 1, {"user": "alice"})])
         ack = await a.client.call(
             "ydoc:awareness:update", {"document_id": "note:pace", "update": list(aw)}
         )
