@@ -63,6 +63,7 @@ class LoadedDoc:
     base: int = 0  # the store's snapshot covered this seq at our last read
     sids: set[str] = field(default_factory=set)  # this node's sessions in the document
     awareness: dict[str, dict[int, int]] = field(default_factory=dict)  # sid -> client -> clock
+    awareness_text: set[str] = field(default_factory=set)  # sessions that send the JSON form
     catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
     compacting: asyncio.Task[None] | None = None
     check_at: int = 0  # no compaction check before this seq (after one said "not yet")

@@ -55,12 +55,10 @@ STATE_TOKEN_BYTES = 64 * 1024  # a state answer costs a token per this many byte
 
 
 class DocService:
-    # Events that go through a session's inbox, paced instead of refused for rate.
-    # Awareness is ephemeral: it counts against the session's ordinary event rate.
-    PACED = frozenset(
-        {"ydoc:document:join", "ydoc:document:state", "ydoc:document:update", "ydoc:sync",
-         "ydoc:document:leave"}
-    )  # fmt: skip
+    # Events paced in a session's inbox instead of refused for rate; awareness, ephemeral,
+    # counts against the session's ordinary event rate.
+    PACED = frozenset({"ydoc:document:join", "ydoc:document:state", "ydoc:document:update",
+                       "ydoc:sync", "ydoc:document:leave"})  # fmt: skip
 
     def __init__(
         self,
@@ -212,9 +210,9 @@ class DocService:
         body = p.obj(data)
         doc_id = valid_doc_id(body.get("document_id"))
         update, binary = payload_bytes(body.get("update"), awareness.MAX_BYTES, "awareness update")
-        entries = awareness.read(update, max_entries=awareness.MAX_CLIENTS)
+        entries, text = awareness.parse(update)
         return await self._queued(
-            sid, data, lambda: self._awareness(sid, doc_id, update, binary, entries),
+            sid, data, lambda: self._awareness(sid, doc_id, update, binary, (entries, text)),
             ephemeral=True,
         )  # fmt: skip
 
@@ -304,11 +302,14 @@ class DocService:
         return {"ok": True}
 
     async def _awareness(
-        self, sid: str, doc_id: str, update: bytes, binary: bool, entries: list[Any]
+        self, sid: str, doc_id: str, update: bytes, binary: bool, parsed: tuple[Any, bool]
     ) -> dict[str, Any]:
         identity = self._reader(sid, doc_id)
         doc = self._member(sid, doc_id)
-        awareness.note(doc.awareness.setdefault(sid, {}), entries)
+        others = {c for s, clients in doc.awareness.items() if s != sid for c in clients}
+        awareness.note(doc.awareness.setdefault(sid, {}), parsed[0], others)
+        if parsed[1]:
+            doc.awareness_text.add(sid)
         await self.transport.emit(
             "ydoc:awareness:update",
             {"document_id": doc_id, "user_id": identity.user_id,
@@ -444,6 +445,8 @@ class DocService:
 
     async def _depart(self, sid: str, doc: LoadedDoc, user_id: str) -> None:
         clients = doc.awareness.pop(sid, {})
+        text = sid in doc.awareness_text
+        doc.awareness_text.discard(sid)
         self._forget(sid, doc)
         room = doc_room(doc.id)
         if clients:  # tell the others this session's cursors are gone
@@ -452,7 +455,7 @@ class DocService:
                 {
                     "document_id": doc.id,
                     "user_id": user_id,
-                    "update": list(awareness.gone(clients)),
+                    "update": list(awareness.gone(clients, text)),
                 },
                 to=room,
                 skip_sid=sid,

@@ -100,7 +100,7 @@ def test_burst_redis_stopped_and_compaction_two_daemons(
     paced = ("--edits", "400", "--interval-ms", "30", *quiet)
     clients = [  # the first bursts 1,000 edits, all at once, while the others type
         editor(d1, "owui", "burst", 1, "--edits", "1000", "--start-delay-ms", "1500", *quiet),
-        editor(d2, "owui", "ob", 2, *paced),
+        editor(d2, "owui", "ob", 2, "--awareness", *paced),  # as Open WebUI: JSON text
         editor(d1, "sync", "sa", 3, *paced),
         editor(d2, "sync", "sb", 4, *paced),
     ]

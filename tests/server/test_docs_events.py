@@ -4,6 +4,7 @@ access, validation before storage, relaying, awareness, y-protocols sync, durabi
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pycrdt
@@ -211,6 +212,45 @@ async def test_awareness_is_relayed_and_cleared_on_disconnect(daemon: DaemonProc
         (entry,) = awareness.read(bytes(gone["update"]))
         assert entry.client == 4242 and entry.clock == 4
         assert (await b.client.next_event("ydoc:user:left"))["user_id"] == "alice"
+    finally:
+        await b.client.close()
+
+
+async def test_awareness_as_json_text_as_open_webui_sends_it(daemon: DaemonProcess) -> None:
+    """Open WebUI's editor sends awareness as UTF-8 JSON text {clientID: state}: relayed in
+    the form received; another session's client id refused; on leaving, its clients get
+    an empty state (a null one would throw in its cursor plugin)."""
+    a = Editor(await connect(daemon, "alice", **grants()), "note:awj")
+    b = Editor(await connect(daemon, "bob", **grants()), "note:awj")
+    try:
+        await a.join()
+        await b.join()
+        mine = json.dumps({"4242": {"user": {"name": "Alice", "color": "#FF6B6B"}}}).encode()
+        ack = await a.client.call(
+            "ydoc:awareness:update", {"document_id": "note:awj", "update": list(mine)}
+        )
+        assert ack == {"ok": True}
+        seen = await b.client.next_event("ydoc:awareness:update")
+        assert seen["user_id"] == "alice" and bytes(seen["update"]) == mine
+        assert isinstance(seen["update"], list)  # as it was sent
+        theirs = json.dumps({"4242": {"user": {"name": "Mallory"}}}).encode()
+        refused = await b.client.call(
+            "ydoc:awareness:update", {"document_id": "note:awj", "update": list(theirs)}
+        )
+        assert refused["error"]["code"] == "forbidden"
+        too_many = json.dumps({str(i): {} for i in range(17)}).encode()
+        for bad in (b'{"x": 1}', b"{not json", too_many):
+            reply = await a.client.call(
+                "ydoc:awareness:update", {"document_id": "note:awj", "update": list(bad)}
+            )
+            assert reply["error"]["code"] == "invalid_update", bad
+
+        await a.client.close()
+        gone = await b.client.next_event(
+            "ydoc:awareness:update",
+            lambda d: json.loads(bytes(d["update"])) == {"4242": {}},
+        )
+        assert gone["user_id"] == "alice"
     finally:
         await b.client.close()
 
