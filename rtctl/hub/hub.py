@@ -97,7 +97,7 @@ class Hub:
             "data": {"type": event["type"], "data": event.get("data")},
             "user": {"id": identity.user_id, "name": identity.name},
         }
-        if message_id is not None:
+        if "message_id" in body:  # exactly as sent: Open WebUI shows typing for a null one
             out["message_id"] = message_id
         await self.transport.emit("events:channel", out, to=room)
         return {"ok": True}

@@ -192,6 +192,16 @@ async def test_channel_events_relay_with_identity_from_the_token(daemon: DaemonP
         assert await alice.next_event("events:channel") == expected  # the sender is a member
         await barrier(daemon, carol)
         assert carol.received("events:channel") == []
+        # message_id exactly as sent: null stays null (Open WebUI's typing), absent stays absent
+        typing = {"channel_id": "general", "message_id": None,
+                  "data": {"type": "typing", "data": {"typing": True}}}  # fmt: skip
+        assert await alice.call("events:channel", typing) == {"ok": True}
+        seen = await bob.next_event("events:channel", lambda d: d["data"]["type"] == "typing")
+        assert "message_id" in seen and seen["message_id"] is None
+        plain = {"channel_id": "general", "data": {"type": "note", "data": 1}}
+        assert await alice.call("events:channel", plain) == {"ok": True}
+        seen = await bob.next_event("events:channel", lambda d: d["data"]["type"] == "note")
+        assert "message_id" not in seen
     finally:
         for c in (alice, bob, carol):
             await c.close()
