@@ -117,7 +117,7 @@ class TaskRunner:
             self._running.pop(record.id, None)
             raise
         if first:
-            await self._active(record, True)
+            await self._active(running, True)
         running.task = asyncio.create_task(self._run(running, run), name=f"task-{record.id}")
         return record
 
@@ -151,14 +151,19 @@ class TaskRunner:
                 log.warning("could not remove task %s from the backend: %s", record.id, exc)
             if record.item_id is not None and not await self._item_busy(record.item_id):
                 with contextlib.suppress(Exception):
-                    await self._active(record, False)
+                    await self._active(running, False)
 
     async def _emit(self, event: str, data: Any, to: str) -> None:
         await self.transport.emit(event, data, to=to)
 
-    async def _active(self, record: TaskRecord, active: bool) -> None:
-        body = {"chat_id": record.item_id,
-                "data": {"type": "chat:active", "data": {"active": active}}}  # fmt: skip
+    async def _active(self, running: _Running, active: bool) -> None:
+        """Whether the chat has a running task; with the task's message_id, since an event
+        about a chat carries both (Open WebUI drops one whose message it does not know)."""
+        record = running.record
+        data = {"type": "chat:active", "data": {"active": active}}
+        body: dict[str, Any] = {"chat_id": record.item_id, "data": data}
+        if running.ctx.message_id is not None:
+            body["message_id"] = running.ctx.message_id
         await self._emit("events", body, user_room(record.user_id))
 
     async def stop(self, task_id: str) -> bool:

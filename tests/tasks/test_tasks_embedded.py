@@ -56,6 +56,7 @@ async def test_echo_streams_and_stops_from_the_cli(make_daemon: Any, tmp_path: P
         await until(lambda: len(completions(client)) >= 3, what="tokens")
         active = of_type(client, "chat:active")
         assert active[0]["chat_id"] == "c1" and active[0]["data"]["data"] == {"active": True}
+        assert active[0]["message_id"] == "m1"  # an event about a chat carries both
         first = completions(client)[0]
         assert first == {"content": "word0 ", "delta": "word0 "}
         assert client.received("events")[1]["message_id"] == "m1"
@@ -76,8 +77,9 @@ async def test_echo_streams_and_stops_from_the_cli(make_daemon: Any, tmp_path: P
             "events", lambda e: e["data"]["type"] == "chat:tasks:cancel"
         )
         assert cancel["chat_id"] == "c1" and cancel["data"]["data"] == {"task_id": task_id}
-        await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
-                                and e["data"]["data"] == {"active": False})  # fmt: skip
+        ended = await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
+                                        and e["data"]["data"] == {"active": False})  # fmt: skip
+        assert ended["chat_id"] == "c1" and ended["message_id"] == "m1"
         count = len(completions(client))
         await asyncio.sleep(0.3)
         assert len(completions(client)) == count  # no token after the stop
