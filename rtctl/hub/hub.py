@@ -70,6 +70,19 @@ class Hub:
         left = await self.pool.leave(sid, channel_room(channel_id))
         return {"ok": left, "channel_id": channel_id}
 
+    async def join_note(self, sid: str, data: Any) -> dict[str, Any]:
+        """Enter room ``note:<note_id>``, where the app pushes ``events:note``; read access
+        to document ``note:<note_id>`` is required. A token given re-authenticates first."""
+        body = p.obj(data)
+        note_id = p.ident(body, "note_id")
+        identity: Identity = self.pool.identity(sid)
+        if p.token_of(body) is not None:
+            identity = await self.pool.reauthenticate(sid, p.token_of(body))
+        if not identity.may_read_doc(f"note:{note_id}"):
+            raise Forbidden(f"the token does not grant document note:{note_id}")
+        await self.pool.join(sid, f"note:{note_id}")
+        return {"ok": True, "note_id": note_id}
+
     async def join_channels(self, sid: str, data: Any) -> dict[str, Any]:
         """Enter every channel the (fresh) token grants by exact id."""
         identity: Identity = self.pool.identity(sid)

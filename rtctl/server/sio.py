@@ -283,6 +283,7 @@ class SocketIOEndpoint:
             "channel:join": hub.channel_join,
             "channel:leave": hub.channel_leave,
             "join-channels": self._with_expiry(hub.join_channels),
+            "join-note": self._with_expiry(hub.join_note),
             "events:channel": hub.channel_event,
             "usage": hub.usage,
         }

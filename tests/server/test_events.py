@@ -370,3 +370,27 @@ async def test_oversize_payload_drops_only_that_socket(make_daemon: Any) -> None
 
 async def _missing(d: DaemonProcess, sid: str) -> bool:
     return await session_of(d, sid) is None
+
+
+async def test_join_note_enters_the_note_room(daemon: DaemonProcess) -> None:
+    """Open WebUI's note page sends join-note; its backend pushes events:note to the room."""
+    alice = await connect(daemon, "alice", docs=["note:*"])
+    reader = await connect(daemon, "rita", docs_ro=["note:n1"])
+    stranger = await connect(daemon, "sam", docs=["other:*"])
+    try:
+        assert await alice.call("join-note", {"note_id": "n1"}) == {"ok": True, "note_id": "n1"}
+        ack = await reader.call("join-note", {"note_id": "n1", "auth": {"token": daemon.token(
+            "rita", docs_ro=["note:n1"])}})  # fmt: skip
+        assert ack["ok"] is True  # read access is enough; a token given re-authenticates
+        assert refused(await stranger.call("join-note", {"note_id": "n1"}), "forbidden")
+        assert refused(await alice.call("join-note", {}), "invalid_request")
+        body = {"event": "events:note", "data": {"type": "update", "id": "n1"}, "room": "note:n1"}
+        status, result = await http(daemon, "POST", "/api/v1/emit", body)
+        assert status == 200, result
+        for c in (alice, reader):
+            assert (await c.next_event("events:note")) == {"type": "update", "id": "n1"}
+        await barrier(daemon, stranger)
+        assert stranger.received("events:note") == []
+    finally:
+        for c in (alice, reader, stranger):
+            await c.close()
