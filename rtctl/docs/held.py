@@ -44,14 +44,26 @@ class OutOfStep(RtctlError):
     code = "out_of_step"
 
 
+def _new_future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
 @dataclass(slots=True)
-class Held:
+class Write:
+    """An update a session sent, inspected: who, what, and in which form it came."""
+
     sid: str
     identity: Identity
     update: bytes
     binary: bool
     shape: UpdateShape
-    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class Held(Write):
+    """A write waiting for its history; ``future`` gets what it comes to once stored."""
+
+    future: asyncio.Future[Any] = field(default_factory=_new_future)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -107,7 +119,7 @@ class HeldKeeper:
         self,
         transport: Transport,
         *,
-        store: Callable[[Held, LoadedDoc], Awaitable[dict[str, Any]]],
+        store: Callable[[Write, LoadedDoc], Awaitable[dict[str, Any]]],
         charge: Callable[[str, float], None],
         disconnect: Callable[[str, str], None],
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[Any]],

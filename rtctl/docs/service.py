@@ -33,7 +33,7 @@ from rtctl.auth import Identity
 from rtctl.docs import awareness, yjs
 from rtctl.docs.compaction import AutoCompactor
 from rtctl.docs.copies import Copies, LoadedDoc, patiently
-from rtctl.docs.held import Held, HeldKeeper
+from rtctl.docs.held import Held, HeldKeeper, Write
 from rtctl.docs.inbox import DocInbox, InboxClosed, Pace
 from rtctl.docs.limits import DocLimits, payload_bytes
 from rtctl.docs.stats import DocStats
@@ -83,7 +83,7 @@ class DocService:
         self._inboxes: dict[str, DocInbox] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stats = DocStats(self)
-        self.held = HeldKeeper(transport, store=self._store_held, charge=self._charge,
+        self.held = HeldKeeper(transport, store=self._store_and_relay, charge=self._charge,
                                disconnect=self._disconnect, spawn=self._spawn)  # fmt: skip
         self.copies = Copies(store, AutoCompactor(store, compact_updates, self._spawn),
                              held_seconds=self.pace.held_seconds,
@@ -338,55 +338,34 @@ class DocService:
         if doc.stale or not shape.integrates_into(doc.state_vector()):
             await self.copies.catch_up(doc)  # it may build on what another node stored
             if not shape.integrates_into(doc.state_vector()):
-                future = asyncio.get_running_loop().create_future()
-                return self.held.hold(Held(sid, identity, update, binary, shape, future), doc)
-        return await self._store_and_relay(sid, identity, doc, update, binary, shape)
+                return self.held.hold(Held(sid, identity, update, binary, shape), doc)
+        return await self._store_and_relay(Write(sid, identity, update, binary, shape), doc)
 
-    async def _store_and_relay(
-        self,
-        sid: str,
-        identity: Identity,
-        doc: LoadedDoc,
-        update: bytes,
-        binary: bool,
-        shape: yjs.UpdateShape,
-    ) -> dict[str, Any]:
+    async def _store_and_relay(self, write: Write, doc: LoadedDoc) -> dict[str, Any]:
         """Apply to the copy at once; then append and relay in a task of its own, which
         goes on when its caller stops waiting (a deadline, a disconnect): an append that
         may have run must be relayed once it did, or readers would never see it."""
-        if not self.copies.apply(doc, update, shape):
-            self._charge(sid, REDUNDANT_COST)
+        if not self.copies.apply(doc, write.update, write.shape):
+            self._charge(write.sid, REDUNDANT_COST)
             return {"ok": True}  # the document had all of it: nothing to store or relay
-        self._charge(sid, 1)
-        task = self._spawn(self._append_and_relay(sid, identity, doc, update, binary, shape))
+        self._charge(write.sid, 1)
+        task = self._spawn(self._append_and_relay(write, doc))
         result: dict[str, Any] = await asyncio.shield(task)
         return result
 
-    async def _append_and_relay(
-        self,
-        sid: str,
-        identity: Identity,
-        doc: LoadedDoc,
-        update: bytes,
-        binary: bool,
-        shape: yjs.UpdateShape,
-    ) -> dict[str, Any]:
-        seq = await self.copies.store_applied(doc, update, shape)
+    async def _append_and_relay(self, write: Write, doc: LoadedDoc) -> dict[str, Any]:
+        update = write.update
+        seq = await self.copies.store_applied(doc, update, write.shape)
         await self.transport.emit(
             "ydoc:document:update",
-            {"document_id": doc.id, "user_id": identity.user_id,
-             "update": in_kind(update, binary or len(update) > BINARY_STATE_ABOVE),
-             "socket_id": sid, "seq": seq},
+            {"document_id": doc.id, "user_id": write.identity.user_id,
+             "update": in_kind(update, write.binary or len(update) > BINARY_STATE_ABOVE),
+             "socket_id": write.sid, "seq": seq},
             to=doc_room(doc.id),
-            skip_sid=sid,
+            skip_sid=write.sid,
         )  # fmt: skip
         self.held.release_soon(doc)
         return {"ok": True, "seq": seq}
-
-    async def _store_held(self, item: Held, doc: LoadedDoc) -> dict[str, Any]:
-        return await self._store_and_relay(
-            item.sid, item.identity, doc, item.update, item.binary, item.shape
-        )
 
     async def _store_update(self, doc: LoadedDoc, update: bytes) -> int | None:
         """Validate against the copy and append durably (no relay): the update's seq, or
