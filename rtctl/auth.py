@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class Identity:
     channels: tuple[str, ...] = ()
     docs: tuple[str, ...] = ()
     docs_ro: tuple[str, ...] = ()
+    channel_ids: tuple[str, ...] = ()  # exact channel ids the app grants (auth hook)
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -57,7 +58,9 @@ class Identity:
         return self.role == "admin"
 
     def may_join_channel(self, channel_id: str) -> bool:
-        return self.is_admin or _matches(channel_id, self.channels)
+        return (
+            self.is_admin or channel_id in self.channel_ids or _matches(channel_id, self.channels)
+        )
 
     def may_write_doc(self, doc_id: str) -> bool:
         return self.is_admin or _matches(doc_id, self.docs)
@@ -66,8 +69,32 @@ class Identity:
         return self.may_write_doc(doc_id) or _matches(doc_id, self.docs_ro)
 
     def exact_channels(self) -> list[str]:
-        """Channel grants that name one channel (no glob characters)."""
-        return [c for c in self.channels if not any(ch in c for ch in "*?[")]
+        """Channel grants that name one channel: the app's ids, and the token's patterns
+        without glob characters."""
+        patterns = [c for c in self.channels if not any(ch in c for ch in "*?[")]
+        return list(dict.fromkeys([*self.channel_ids, *patterns]))
+
+    def with_grants(
+        self,
+        *,
+        user_id: str | None = None,
+        name: str | None = None,
+        role: str | None = None,
+        channel_ids: Iterable[str] = (),
+        docs: Iterable[str] = (),
+        docs_ro: Iterable[str] = (),
+    ) -> Identity:
+        """This identity as the app describes it: its user fields where it gives them,
+        and its grants added to the token's."""
+        return replace(
+            self,
+            user_id=user_id or self.user_id,
+            name=name or (self.name if not user_id or user_id == self.user_id else user_id),
+            role=role or self.role,
+            channel_ids=tuple(dict.fromkeys([*self.channel_ids, *channel_ids])),
+            docs=tuple(dict.fromkeys([*self.docs, *docs])),
+            docs_ro=tuple(dict.fromkeys([*self.docs_ro, *docs_ro])),
+        )
 
 
 def _matches(value: str, patterns: Iterable[str]) -> bool:

@@ -82,6 +82,14 @@ class Settings:
     upstream_api_key: str = _opt("", "bearer key sent to the upstream", secret=True)
     echo_delay: float = _opt(0.05, "seconds between the words the echo model streams")
     app: str = _opt("", "module:attr of an app to load (registers task kinds and events)")
+    auth_hook_url: str = _opt("", "the app's endpoint that says who a token is (SPEC §9)")
+    auth_hook_timeout: float = _opt(3.0, "seconds the auth hook has to answer")
+    auth_hook_cache: float = _opt(30.0, "seconds an auth hook answer is reused for its token")
+    webhook_url: str = _opt("", "where the hub tells the app what it must record")
+    webhook_secret: str = _opt("", "HMAC-SHA256 key that signs each webhook body", secret=True)
+    webhook_debounce: float = _opt(
+        2.0, "seconds an edited document waits for quiet before document.updated is sent"
+    )
     drain_grace: float = _opt(10.0, "seconds SIGTERM waits for clients and tasks to finish")
     log_level: str = _opt("info", "debug, info, warning or error")
 
@@ -124,7 +132,8 @@ class Settings:
         for name in ("rate_limit", "max_sessions_per_user", "connect_rate", "doc_rate"):
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
-        for name in ("call_timeout", "connect_timeout", "usage_ttl", "node_ttl", "drain_grace"):
+        for name in ("call_timeout", "connect_timeout", "usage_ttl", "node_ttl", "drain_grace",
+                     "auth_hook_timeout", "auth_hook_cache", "webhook_debounce"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be a positive number of seconds")
         known = set(HMAC_ALGORITHMS) | set(PUBLIC_KEY_ALGORITHMS)
@@ -152,6 +161,10 @@ class Settings:
             out.append("echo_delay: must be 0 or a positive number of seconds")
         if self.upstream_url and not self.upstream_url.startswith(("http://", "https://")):
             out.append(f"upstream_url: {self.upstream_url!r} must start with http:// or https://")
+        for name in ("auth_hook_url", "webhook_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                out.append(f"{name}: {value!r} must start with http:// or https://")
         if self.app and (self.app.count(":") != 1 or not all(self.app.split(":"))):
             out.append(f"app: {self.app!r} must be module:attr")
         if not self.url.startswith(("http://", "https://")):

@@ -18,12 +18,11 @@ from urllib.parse import urlsplit
 from rtctl._version import __version__
 from rtctl.config import Settings
 from rtctl.errors import BackendUnavailable
+from rtctl.hooks.cache import RedisHookCache
 from rtctl.hub.operator import Operator
-from rtctl.state import wire
 from rtctl.state.base import SessionRecord, iso
-from rtctl.state.keys import Keys
 from rtctl.state.redis import RedisState
-from rtctl.state.redis_peers import RedisPeers
+from rtctl.state.redis_peers import RedisPeers, RoomPublisher
 from rtctl.state.redis_url import open_client
 
 if TYPE_CHECKING:
@@ -31,23 +30,6 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 T = TypeVar("T")
-
-
-class RoomPublisher:
-    """Emits to a room by publishing it, encoded as a daemon would, on the room's channel."""
-
-    def __init__(self, peers: RedisPeers, keys: Keys, origin: str) -> None:
-        self.peers, self.keys, self.origin = peers, keys, origin
-
-    async def emit(self, event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
-        from engineio import packet as eio_packet
-        from socketio import packet as sio_packet
-
-        encoded = sio_packet.Packet(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
-        parts = encoded if isinstance(encoded, list) else [encoded]
-        packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
-        message = wire.encode_room(self.origin, to, packets, [skip_sid] if skip_sid else [])
-        await self.peers.publish(self.keys.room_channel(to), message)
 
 
 def _where(settings: Settings) -> str:
@@ -77,7 +59,8 @@ class RedisRemote:
             state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
             peers = RedisPeers(client, state.keys, state.live_node_ids, sharded=s.redis_cluster)
             op = Operator(state, peers, RoomPublisher(peers, state.keys, self.origin),
-                          call_timeout=s.call_timeout)  # fmt: skip
+                          call_timeout=s.call_timeout,
+                          hook_cache=RedisHookCache(client, state.keys))  # fmt: skip
             try:
                 await state.ping()
                 return await action(op)
@@ -153,6 +136,9 @@ class RedisRemote:
             return {"event": event, "to": to, "sessions": await op.emit(event, data, to=to)}
 
         return self._run(emit)
+
+    def membership(self, room: str, *, user: str, join: bool) -> Record:
+        return self._run(lambda op: op.membership(room, user_id=user, join=join))
 
     def call(self, sid: str, event: str, data: Any, timeout: float | None) -> Any:
         return self._run(lambda op: op.call(sid, event, data, timeout))

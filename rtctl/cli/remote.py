@@ -40,6 +40,9 @@ class Remote(Protocol):
     def rooms(self) -> list[Record]: ...
     def members(self, room: str) -> list[Record]: ...
     def usage(self) -> list[Record]: ...
+    def membership(self, room: str, *, user: str, join: bool) -> Record:
+        """``{room, user_id, action, sessions: [sid…]}``: every session of the user."""
+
     def emit(self, event: str, data: Any, *, target: tuple[str, str]) -> Record:
         """``target`` is ``("user"|"room"|"sid", id)``; returns ``{event, to, sessions}``."""
 
@@ -147,6 +150,12 @@ class AdminApiRemote:
 
     def usage(self) -> list[Record]:
         return self._list("/usage")
+
+    def membership(self, room: str, *, user: str, join: bool) -> Record:
+        action = "join" if join else "leave"
+        path = f"/rooms/{quote(room, safe='')}/{action}"
+        result: Record = self._request("POST", path, {"user": user})
+        return result
 
     def emit(self, event: str, data: Any, *, target: tuple[str, str]) -> Record:
         kind, value = target

@@ -8,7 +8,8 @@ import typer
 
 from rtctl.cli import views
 from rtctl.cli.common import LISTING, Invocation, command, group
-from rtctl.cli.output import print_rows
+from rtctl.cli.output import print_ids, print_rows
+from rtctl.errors import NotFound
 
 app = group("rooms", "Rooms (user:ID, channel:ID, doc_ID) and their members.")
 
@@ -26,3 +27,40 @@ def members(
 ) -> None:
     """List the sessions in ROOM, on every node. Exit 3 if the room has no members."""
     print_rows(inv, views.SESSION, inv.remote().members(room), empty=f"no sessions in {room}")
+
+
+def _membership(inv: Invocation, room: str, user: str, *, join: bool) -> None:
+    result = inv.remote().membership(room, user=user, join=join)
+    outcome = "joined" if join else "left"
+    rows = [{"sid": sid, "result": outcome} for sid in result["sessions"]]
+    if inv.format == "name":
+        print_ids(result["sessions"])
+    else:
+        print_rows(inv, views.KICK, rows, empty=f"user {user} has no sessions")
+    if not rows:
+        raise NotFound(f"user {user} has no sessions (new ones ask the app again)")
+
+
+ROOM_ARG = Annotated[str, typer.Argument(metavar="ROOM", help="e.g. channel:general")]
+USER_OPT = Annotated[
+    str, typer.Option("--user", metavar="ID", help="Every session of this user, on every node.")
+]
+
+
+@command(app, "join", shared=LISTING, view=views.KICK)
+def join(inv: Invocation, room: ROOM_ARG, user: USER_OPT) -> None:
+    """Put every session of a user, on every node, in ROOM.
+
+    Reports each session joined; exit 3 if the user has no sessions. The user's
+    cached auth hook answers are dropped, so sessions opened next ask the app again.
+    """
+    _membership(inv, room, user, join=True)
+
+
+@command(app, "leave", shared=LISTING, view=views.KICK)
+def leave(inv: Invocation, room: ROOM_ARG, user: USER_OPT) -> None:
+    """Take every session of a user, on every node, out of ROOM.
+
+    Reports each session that left; exit 3 if the user has no sessions.
+    """
+    _membership(inv, room, user, join=False)

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pycrdt
 
@@ -54,6 +54,11 @@ REDUNDANT_COST = 0.1  # tokens an update the document already had costs its sess
 STATE_TOKEN_BYTES = 64 * 1024  # a state answer costs a token per this many bytes
 
 
+class DocWatcher(Protocol):
+    def stored(self, doc: LoadedDoc) -> None: ...
+    def unloading(self, doc: LoadedDoc) -> None: ...
+
+
 class DocService:
     # Events paced in a session's inbox instead of refused for rate; awareness, ephemeral,
     # counts against the session's ordinary event rate.
@@ -71,8 +76,10 @@ class DocService:
         compact_updates: int = 500,
         pace: Pace | None = None,
         limits: DocLimits | None = None,
+        watcher: DocWatcher | None = None,
     ) -> None:
         self.store = store
+        self.watcher = watcher  # told of stored writes and unloads (document.updated)
         self.pool = pool
         self.transport = transport
         self.state = state
@@ -169,6 +176,8 @@ class DocService:
 
     def _unload_if_idle(self, doc: LoadedDoc) -> None:
         if not doc.sids and self.loaded.get(doc.id) is doc:
+            if self.watcher is not None:
+                self.watcher.unloading(doc)
             del self.loaded[doc.id]
             self.held.drop(doc)
 
@@ -365,6 +374,8 @@ class DocService:
             skip_sid=write.sid,
         )  # fmt: skip
         self.held.release_soon(doc)
+        if self.watcher is not None:
+            self.watcher.stored(doc)
         return {"ok": True, "seq": seq}
 
     async def _store_update(self, doc: LoadedDoc, update: bytes) -> int | None:

@@ -9,7 +9,7 @@ deployment, in-process when embedded, over Redis otherwise.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from rtctl.auth import Identity, valid_id
 from rtctl.errors import Forbidden, NotFound, OperationFailed, RtctlError, UsageError
@@ -23,6 +23,13 @@ from rtctl.state.base import (
 )
 
 MAX_MODEL_NAME = 256
+
+
+class Webhooks(Protocol):
+    def send(self, type: str, data: dict[str, Any]) -> None: ...
+
+
+CHANNEL = channel_room("")
 
 
 class Hub:
@@ -43,6 +50,7 @@ class Hub:
         self.usage_ttl = usage_ttl
         self.call_timeout = call_timeout
         self.commands: dict[str, CommandHandler] = {}  # more ops (tasks_stop: the task runner)
+        self.webhooks: Webhooks | None = None  # what the app must record (SPEC §9)
 
     def add_command(self, op: str, handler: CommandHandler) -> None:
         """Serve one more command op on this node (see ``rtctl.hub.peers``)."""
@@ -51,7 +59,16 @@ class Hub:
     # client requests -----------------------------------------------------------------------
 
     async def user_join(self, sid: str, data: Any) -> dict[str, str]:
+        """Re-authenticate, enter every channel granted by exact id and leave the ones
+        no longer granted (rooms the app put the session in stay)."""
         identity = await self.pool.reauthenticate(sid, p.token_of(data))
+        kept = self.pool.app_rooms(sid)
+        for room in sorted(self.pool.rooms_of(sid) - kept):
+            if room.startswith(CHANNEL) and not identity.may_join_channel(room[len(CHANNEL) :]):
+                await self.pool.leave(sid, room)
+        for channel_id in identity.exact_channels():
+            if not self.pool.in_room(sid, channel_room(channel_id)):
+                await self.pool.join(sid, channel_room(channel_id))
         return {"id": identity.user_id, "name": identity.name}
 
     async def heartbeat(self, sid: str) -> dict[str, bool]:
@@ -105,6 +122,9 @@ class Hub:
         if not self.pool.in_room(sid, room):
             raise Forbidden(f"join channel {channel_id} before sending to it")
         identity = self.pool.identity(sid)
+        if event["type"] == "last_read_at":  # the app's to record, nobody else's to see
+            self._record("channel.read", {"channel_id": channel_id, "user_id": identity.user_id})
+            return {"ok": True}
         out: dict[str, Any] = {
             "channel_id": channel_id,
             "data": {"type": event["type"], "data": event.get("data")},
@@ -114,6 +134,22 @@ class Hub:
             out["message_id"] = message_id
         await self.transport.emit("events:channel", out, to=room)
         return {"ok": True}
+
+    async def chat_event(self, sid: str, data: Any) -> dict[str, bool]:
+        """A chat's read state (``{chat_id, data: {type, data}}``): the app's to record."""
+        body = p.obj(data)
+        chat_id = p.ident(body, "chat_id")
+        event = p.obj(body.get("data"), "data")
+        if not isinstance(event.get("type"), str) or not event["type"]:
+            raise UsageError("data.type must be a non-empty string")
+        user_id = self.pool.identity(sid).user_id
+        read = {"type": event["type"], "data": event.get("data")}
+        self._record("chat.read", {"chat_id": chat_id, "user_id": user_id, "data": read})
+        return {"ok": True}
+
+    def _record(self, kind: str, data: dict[str, Any]) -> None:
+        if self.webhooks is not None:
+            self.webhooks.send(kind, data)
 
     async def usage(self, sid: str, data: Any) -> dict[str, bool]:
         body = p.obj(data)
@@ -148,6 +184,8 @@ class Hub:
                     p.event_name(command.get("event")), command.get("data"), to=sid
                 )
                 return {"delivered": 1}
+            if op == "rooms":
+                return await self._membership(command)
             if op == "call":
                 return {"reply": await self._call(command)}
             if op == "revoke":
@@ -164,6 +202,22 @@ class Hub:
             raise UsageError(f"unknown command {op!r}")
         except RtctlError as exc:
             return {"error": exc.to_dict()}
+
+    async def _membership(self, command: Command) -> dict[str, Any]:
+        """The app puts every session of a user here in a room, or takes them out."""
+        user_id = valid_id(command.get("user"), "user")
+        room = valid_id(command.get("room"), "room")
+        done = []
+        for sid in self.pool.sids_with(user_id=user_id):
+            try:
+                if command.get("join"):
+                    await self.pool.join(sid, room, by_app=True)
+                else:
+                    await self.pool.leave(sid, room)
+            except NotFound:
+                continue  # disconnected meanwhile
+            done.append(sid)
+        return {"sessions": done}
 
     async def _call(self, command: Command) -> Any:
         sid = valid_id(command.get("sid"), "sid")

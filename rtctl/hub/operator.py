@@ -7,6 +7,7 @@ node owning a session (``Peers``), and a way to emit to a room anywhere.
 
 from __future__ import annotations
 
+import random
 import time
 from collections import defaultdict
 from typing import Any, Protocol
@@ -35,6 +36,10 @@ STOP_INTENT_TTL = 120.0  # seconds a stop intent waits for an owner cut off from
 STOPPED, NOT_FOUND, OWNER_GONE, PENDING = "stopped", "not-found", "owner-gone", "pending"
 
 
+class HookCache(Protocol):
+    async def bump(self, user_id: str) -> None: ...
+
+
 class RoomEmitter(Protocol):
     async def emit(
         self, event: str, data: Any, *, to: str, skip_sid: str | None = None
@@ -43,12 +48,19 @@ class RoomEmitter(Protocol):
 
 class Operator:
     def __init__(
-        self, state: StateBackend, peers: Peers, rooms: RoomEmitter, *, call_timeout: float = 10.0
+        self,
+        state: StateBackend,
+        peers: Peers,
+        rooms: RoomEmitter,
+        *,
+        call_timeout: float = 10.0,
+        hook_cache: HookCache | None = None,
     ) -> None:
         self.state = state
         self.peers = peers
         self.rooms = rooms
         self.call_timeout = call_timeout
+        self.hook_cache = hook_cache
 
     # looking ---------------------------------------------------------------------------------
 
@@ -120,6 +132,12 @@ class Operator:
             return 1
         raise NotFound(f"no session in {to}")
 
+    async def emit_to_room(self, event: str, data: Any, *, room: str) -> None:
+        """Emit to whoever is in a room now, without counting them first (an app's
+        stream of events to its users: one publish each)."""
+        p.event_name(event)
+        await self.rooms.emit(event, data, to=valid_id(room, "room"))
+
     async def call(self, sid: str, event: str, data: Any, timeout: float | None = None) -> Any:
         """Server-to-client RPC with one session, wherever it is; returns its ack."""
         p.event_name(event)
@@ -151,11 +169,52 @@ class Operator:
         return {"revoked": jti or user_id, "kind": "jti" if jti else "user",
                 "disconnected": disconnected}  # fmt: skip
 
+    async def membership(self, room: str, *, user_id: str, join: bool) -> dict[str, Any]:
+        """Put every session of a user, on every node, in a room or take them out:
+        ``{room, user_id, action, sessions: [sid…]}``. The user's cached auth hook
+        answers go stale, so a session opened next asks the app again."""
+        valid_id(room, "room")
+        valid_id(user_id, "user")
+        if room.startswith("user:"):
+            raise UsageError("every session of a user is in its user room; it cannot be changed")
+        if self.hook_cache is not None:
+            await self.hook_cache.bump(user_id)
+        fields = {"user": user_id, "room": room, "join": join}
+        replies = await self.peers.request_all("rooms", fields, COMMAND_TIMEOUT)
+        sids = sorted(s for r in replies for s in raise_for_error(r).get("sessions", []))
+        return {"room": room, "user_id": user_id, "action": "join" if join else "leave",
+                "sessions": sids}  # fmt: skip
+
     # tasks -------------------------------------------------------------------------------------
 
     async def tasks(self, *, item_id: str | None = None) -> list[TaskRecord]:
         item = None if item_id is None else valid_id(item_id, "item")
         return await self.state.list_tasks(item_id=item)
+
+    async def start_task(
+        self,
+        kind: str,
+        *,
+        user_id: str,
+        item_id: str | None = None,
+        message_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a task for a user on this node (a daemon) or on a live node (no daemon
+        here); its events go to the user's sessions wherever they are. The task's record."""
+        node = getattr(self.peers, "node_id", None)
+        if node is None:
+            nodes = [n.id for n in await self.state.list_nodes()]
+            if not nodes:
+                raise OperationFailed("no live node can run the task", code="no_node")
+            node = random.choice(nodes)
+        fields = {"kind": kind, "user": user_id, "item_id": item_id, "message_id": message_id,
+                  "payload": payload}  # fmt: skip
+        reply = await self.peers.request(node, "tasks_start", fields, COMMAND_TIMEOUT)
+        if reply is None:
+            raise OperationFailed(f"node {node} is gone; try again", code="no_node")
+        task: dict[str, Any] = raise_for_error(reply)["task"]
+        return task
 
     async def stop_tasks(
         self,

@@ -22,7 +22,7 @@ from rtctl.errors import NotFound, OperationFailed, RtctlError, UsageError
 
 Command = dict[str, Any]
 CommandHandler = Callable[[Command], Awaitable[dict[str, Any]]]
-OPS = frozenset({"kick", "emit", "call", "revoke", "tasks_stop"})
+OPS = frozenset({"kick", "emit", "call", "revoke", "rooms", "tasks_start", "tasks_stop"})
 
 
 class Peers(Protocol):

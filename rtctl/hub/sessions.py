@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rtctl.auth import Identity, TokenVerifier
 from rtctl.errors import AuthError, Forbidden, NotFound, RateLimited
 from rtctl.hub.limits import KeyedLimiter
 from rtctl.hub.transport import Transport, user_room
 from rtctl.state.base import SessionRecord, StateBackend
+
+if TYPE_CHECKING:
+    from rtctl.hooks.auth import AuthHook, Grants
 
 RECONCILE_BATCH = 1000
 
@@ -31,8 +36,10 @@ class SessionPool:
         event_rate: float = 0.0,
         event_burst: int = 1,
         connect_rate: float = 0.0,
+        hook: AuthHook | None = None,
     ) -> None:
         self.state = state
+        self.hook = hook
         self.transport = transport
         self.verifier = verifier
         self.node_id = node_id
@@ -40,6 +47,8 @@ class SessionPool:
         self._identities: dict[str, Identity] = {}
         self._rooms: dict[str, set[str]] = {}
         self._connected_at: dict[str, float] = {}
+        self._headers: dict[str, Mapping[str, str]] = {}  # what the auth hook is told
+        self._app_rooms: dict[str, set[str]] = {}  # rooms the app put the session in
         self._event_limits = KeyedLimiter(event_rate, event_burst)
         self._connect_limits = KeyedLimiter(connect_rate, max(1.0, connect_rate * 2))
 
@@ -55,8 +64,29 @@ class SessionPool:
             raise NotFound(f"session {sid} is not connected here")
         return identity
 
-    async def authenticate(self, token: object) -> Identity:
-        identity = self.verifier.verify(token)
+    async def authenticate(
+        self, token: object, *, sid: str = "", headers: Mapping[str, str] | None = None
+    ) -> Identity:
+        """Who a token is: its verified claims, and with an auth hook what the app says.
+
+        A token the hub cannot verify itself (the app's own, opaque or signed with a
+        key the hub lacks) is the app's to judge when a hook is set; an expired or
+        revoked token of the hub's is refused without asking.
+        """
+        verified: Identity | None
+        try:
+            verified = self.verifier.verify(token)
+        except AuthError as exc:
+            if self.hook is None or exc.code != "invalid_token":
+                raise
+            verified = None
+        if self.hook is not None:
+            assert isinstance(token, str)  # verify() refused anything else
+            grants = await self.hook.identify(token, sid, headers or {})
+            identity = _described(verified, grants)
+        else:
+            assert verified is not None
+            identity = verified
         if await self.state.is_revoked(identity.jti, identity.user_id, identity.issued_at):
             raise AuthError("token has been revoked", code="token_revoked")
         return identity
@@ -69,7 +99,9 @@ class SessionPool:
         if not self._event_limits.allow(sid):
             raise RateLimited("too many events; slow down")
 
-    async def open(self, sid: str, identity: Identity) -> SessionRecord:
+    async def open(
+        self, sid: str, identity: Identity, headers: Mapping[str, str] | None = None
+    ) -> SessionRecord:
         if self.max_sessions_per_user:
             count = await self.state.count_user_sessions(identity.user_id)
             if count >= self.max_sessions_per_user:
@@ -83,6 +115,7 @@ class SessionPool:
         self._identities[sid] = identity
         self._rooms[sid] = {room}
         self._connected_at[sid] = now
+        self._headers[sid] = headers or {}
         await self.state.add_session(record)
         await self.transport.enter_room(sid, room)
         return record
@@ -91,6 +124,8 @@ class SessionPool:
         self._identities.pop(sid, None)
         self._rooms.pop(sid, None)
         self._connected_at.pop(sid, None)
+        self._headers.pop(sid, None)
+        self._app_rooms.pop(sid, None)
         self._event_limits.forget(sid)
         return await self.state.remove_session(sid)
 
@@ -101,25 +136,36 @@ class SessionPool:
     async def reauthenticate(self, sid: str, token: object) -> Identity:
         """Replace a session's identity with a fresh token's; the user may not change."""
         current = self.identity(sid)
-        identity = await self.authenticate(token)
+        identity = await self.authenticate(token, sid=sid, headers=self._headers.get(sid))
         if identity.user_id != current.user_id:
             raise Forbidden("the token belongs to another user; reconnect to switch users")
         self._identities[sid] = identity
         await self.state.touch_session(sid, time.time())
         return identity
 
-    async def join(self, sid: str, room: str) -> None:
+    async def join(self, sid: str, room: str, *, by_app: bool = False) -> None:
+        """Enter a room; ``by_app``: the app put the session there, so a fresh token
+        that does not grant the room does not take it out (``user-join``)."""
         self.identity(sid)
         await self.state.join_room(sid, room)
         await self.transport.enter_room(sid, room)
         self._rooms[sid].add(room)
+        if by_app:
+            self._app_rooms.setdefault(sid, set()).add(room)
 
     async def leave(self, sid: str, room: str) -> bool:
         self.identity(sid)
         left = await self.state.leave_room(sid, room)
         await self.transport.leave_room(sid, room)
         self._rooms[sid].discard(room)
+        self._app_rooms.get(sid, set()).discard(room)
         return left
+
+    def rooms_of(self, sid: str) -> set[str]:
+        return set(self._rooms.get(sid, ()))
+
+    def app_rooms(self, sid: str) -> set[str]:
+        return set(self._app_rooms.get(sid, ()))
 
     async def reconcile(self) -> tuple[int, int]:
         """Make the backend's record of this node's sessions match the sessions here.
@@ -155,3 +201,16 @@ class SessionPool:
             for sid, ident in self._identities.items()
             if (user_id is None or ident.user_id == user_id) and (jti is None or ident.jti == jti)
         ]
+
+
+def _described(identity: Identity | None, grants: Grants) -> Identity:
+    """The token's identity as the app describes it, or the app's alone for a token
+    the hub could not verify."""
+    if identity is None:
+        if grants.user_id is None:
+            raise AuthError("the auth hook accepted the token without naming its user (user.id)")
+        identity = Identity(user_id=grants.user_id, name=grants.name or grants.user_id)
+    return identity.with_grants(
+        user_id=grants.user_id, name=grants.name, role=grants.role,
+        channel_ids=grants.channels, docs=grants.docs, docs_ro=grants.docs_ro,
+    )  # fmt: skip

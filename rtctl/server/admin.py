@@ -16,6 +16,7 @@ from rtctl._version import __version__
 from rtctl.docs.operator import EXPORT_CONTENT_TYPES, EXPORT_FORMATS, DocOperator, export_format
 from rtctl.hub.operator import Operator
 from rtctl.hub.transport import user_room
+from rtctl.server.admin_app import declare_app_routes
 from rtctl.server.metrics import Metrics
 from rtctl.server.router import Receive, Request, Response, Router, Scope, Send, send_response
 
@@ -93,6 +94,7 @@ class AdminApp:
         self.router = Router("rtctl admin API", __version__, max_body)
         self._declare()
         self._declare_docs()
+        declare_app_routes(self.router, operator)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -21,6 +21,7 @@ from rtctl.docs.inbox import Pace
 from rtctl.docs.limits import DocLimits
 from rtctl.docs.operator import DocOperator
 from rtctl.docs.service import DocService
+from rtctl.hooks import AppLink
 from rtctl.hub.hub import Hub
 from rtctl.hub.operator import Operator
 from rtctl.hub.peers import Command, LocalPeers, Peers
@@ -65,6 +66,7 @@ class Components:
     reaper: Any = None  # rtctl.state.reaper.Reaper in a Redis deployment
     docs: Any = None  # rtctl.docs.service.DocService
     tasks: Any = None  # rtctl.tasks.runner.TaskRunner
+    link: AppLink | None = None  # the auth hook and webhooks
 
 
 def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
@@ -95,17 +97,19 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
         bus_dropped=lambda: (bus.dropped if bus else 0) + getattr(manager, "foreign_dropped", 0),
     )
     transport = SocketIOTransport(sio, metrics)
+    link = AppLink.from_settings(settings, state)
     pool = SessionPool(
         state, transport, verifier, node_id,
         max_sessions_per_user=settings.max_sessions_per_user,
         event_rate=settings.rate_limit, event_burst=settings.rate_burst,
-        connect_rate=settings.connect_rate,
+        connect_rate=settings.connect_rate, hook=link.auth,
     )  # fmt: skip
     now = time.time()
     node = NodeRecord(node_id, socket.gethostname(), os.getpid(), __version__, now, now,
                       url=f"http://{settings.host}:{settings.port}")  # fmt: skip
     hub = Hub(state, transport, pool, node, usage_ttl=settings.usage_ttl,
               call_timeout=settings.call_timeout)  # fmt: skip
+    hub.webhooks = link.webhooks
     peers, bus = _peers(settings, state, manager, hub)
     readiness.bus = bus
     reaper = _reaper(state, node_id)
@@ -115,9 +119,12 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
             return {"dry_run": dry_run, "complete": True, "sessions": 0, "nodes": []}
         return (await reaper.sweep(dry_run=dry_run)).to_json()
 
-    operator = Operator(state, peers, transport, call_timeout=settings.call_timeout)
+    operator = Operator(state, peers, transport, call_timeout=settings.call_timeout,
+                        hook_cache=link.cache)  # fmt: skip
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
     docs = _docs(settings, pool, transport, state)
+    docs.watcher = link.documents
+    _link_metrics(metrics, link)
     if bus is not None:  # relays lost while Redis was away: each node delivers its copies anew
         bus.on_recovered.append(docs.redeliver)
     _doc_metrics(metrics, docs)
@@ -129,7 +136,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper, docs, tasks)  # fmt: skip
+                      reaper, docs, tasks, link)  # fmt: skip
 
 
 def _doc_metrics(metrics: Metrics, docs: DocService) -> None:
@@ -145,6 +152,34 @@ def _doc_metrics(metrics: Metrics, docs: DocService) -> None:
         Gauge("rtctl_doc_backlog_bytes", "Document traffic waiting in sessions' inboxes",
               lambda: stats.backlog_bytes),
     )  # fmt: skip
+
+
+def _link_metrics(metrics: Metrics, link: AppLink) -> None:
+    if link.auth is not None:
+        hook = link.auth.stats
+        metrics.add(
+            CounterFn("rtctl_auth_hook_calls_total", "Requests sent to the auth hook",
+                      lambda: hook.calls),
+            CounterFn("rtctl_auth_hook_cache_hits_total",
+                      "Auth hook answers reused (cached, or shared with a call in flight)",
+                      lambda: hook.hits),
+            CounterFn("rtctl_auth_hook_failures_total",
+                      "Auth hook calls unanswered in time or answered badly",
+                      lambda: hook.failures),
+        )  # fmt: skip
+    if link.webhooks is not None:
+        sender = link.webhooks
+        sent = sender.stats
+        metrics.add(
+            CounterFn("rtctl_webhooks_sent_total", "Webhooks the app accepted", lambda: sent.sent),
+            CounterFn("rtctl_webhook_retries_total", "Webhook tries that failed and were retried",
+                      lambda: sent.retries),
+            CounterFn("rtctl_webhooks_failed_total", "Webhooks refused or out of tries",
+                      lambda: sent.failed),
+            CounterFn("rtctl_webhooks_dropped_total", "Webhooks pushed out of a full queue",
+                      lambda: sent.dropped),
+            Gauge("rtctl_webhook_queue", "Webhooks waiting to be sent", sender.queued),
+        )  # fmt: skip
 
 
 def _docs(
@@ -178,6 +213,7 @@ def _tasks(
     for name, handler in chat.events().items():
         endpoint.register(name, handler)
     hub.add_command("tasks_stop", runner.handle_command)
+    hub.add_command("tasks_start", runner.handle_start)
     if settings.app:
         load_app(settings.app, App(runner, chat, pool, transport, endpoint.register))
     return runner

@@ -54,6 +54,8 @@ class Daemon(uvicorn.Server):
         docs = self.parts.docs
         if docs is not None:
             await docs.start()
+        if self.parts.link is not None:
+            self.parts.link.start()
         if bus is not None:
             await bus.start()  # keeps reconnecting by itself while Redis is away
         self._loops.append(asyncio.create_task(self._announce_when_listening()))
@@ -68,6 +70,8 @@ class Daemon(uvicorn.Server):
                 await bus.close()
             if docs is not None:
                 await docs.close()  # after the clients are gone: every update is flushed
+            if self.parts.link is not None:
+                await self.parts.link.close()  # after the documents: their last webhooks go
             await state.close()
             if self._drain_task is not None:
                 self._captured_signals.clear()  # drained on purpose: exit 0, not re-raise SIGTERM

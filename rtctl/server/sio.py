@@ -285,6 +285,7 @@ class SocketIOEndpoint:
             "join-channels": self._with_expiry(hub.join_channels),
             "join-note": self._with_expiry(hub.join_note),
             "events:channel": hub.channel_event,
+            "events:chat": hub.chat_event,
             "usage": hub.usage,
         }
         for name, handler in events.items():
@@ -310,8 +311,9 @@ class SocketIOEndpoint:
             client = scope.get("client") or ("unknown", 0)
             pool.allow_connect(str(client[0]))
             token = auth.get("token") if isinstance(auth, dict) else None
-            identity = await pool.authenticate(token)
-            await pool.open(sid, identity)
+            headers = _forwarded_headers(scope)
+            identity = await pool.authenticate(token, sid=sid, headers=headers)
+            await pool.open(sid, identity, headers)
         except RtctlError as exc:
             self.metrics.refused.inc(exc.code)
             self._close_refused(sid)
@@ -425,3 +427,13 @@ class SocketIOEndpoint:
         self._expiry[sid] = loop.call_later(
             delay, lambda: asyncio.ensure_future(self.transport.disconnect(sid))
         )
+
+
+def _forwarded_headers(scope: dict[str, Any]) -> dict[str, str]:
+    """The request headers the auth hook is told (bounded: they are the client's)."""
+    out = {}
+    for name, value in scope.get("headers") or ():
+        key = name.decode("latin-1").lower()
+        if key in ("user-agent", "x-forwarded-for"):
+            out[key] = value.decode("latin-1")[:1024]
+    return out

@@ -92,6 +92,13 @@ class Keys:
     def revoked_users(self) -> str:
         return f"{self.prefix}:revoked:users"
 
+    # auth hook answers, shared by every node
+    def hook_answer(self, digest: str) -> str:
+        return f"{self.prefix}:hook:answer:{digest}"
+
+    def hook_generation(self, user_id: str) -> str:
+        return f"{self.prefix}:hook:gen:{user_id}"
+
     # leases
     def lease(self, name: str) -> str:
         return "{" + f"{self.prefix}:lease:{name}" + "}"

@@ -86,3 +86,28 @@ class RedisPeers:
                 pipe.rpush(reply_key, json.dumps(result, default=str))
                 pipe.expire(reply_key, REPLY_TTL)
                 await pipe.execute()
+
+
+def room_message(
+    origin: str, room: str, event: str, data: Any, skip: list[str] | None = None
+) -> bytes:
+    """An emit to ``room`` encoded as the nodes expect it on the room's channel."""
+    from engineio import packet as eio_packet
+    from socketio import packet as sio_packet
+
+    encoded = sio_packet.Packet(sio_packet.EVENT, namespace="/", data=[event, data]).encode()
+    parts = encoded if isinstance(encoded, list) else [encoded]
+    packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+    return wire.encode_room(origin, room, packets, skip or [])
+
+
+class RoomPublisher:
+    """Emits to a room by publishing it, encoded as a daemon would, on the room's channel
+    (the CLI and the Python client, which have no Socket.IO server of their own)."""
+
+    def __init__(self, peers: RedisPeers, keys: Keys, origin: str) -> None:
+        self.peers, self.keys, self.origin = peers, keys, origin
+
+    async def emit(self, event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+        message = room_message(self.origin, to, event, data, [skip_sid] if skip_sid else [])
+        await self.peers.publish(self.keys.room_channel(to), message)

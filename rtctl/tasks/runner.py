@@ -199,6 +199,23 @@ class TaskRunner:
             log.info("stopping task %s (a stop intent from while we were away)", task_id)
             await self.stop(task_id)
 
+    async def handle_start(self, command: Command) -> dict[str, Any]:
+        """Op ``tasks_start {kind, user, item_id?, message_id?, payload?}`` -> ``{task}``:
+        the app starts a task for a user (its stream goes to the user's sessions)."""
+        kind, payload = command.get("kind"), command.get("payload")
+        if not isinstance(kind, str) or not kind:
+            raise UsageError("kind must be a task kind's name")
+        if payload is not None and not isinstance(payload, dict):
+            raise UsageError("payload must be an object")
+        item, message = command.get("item_id"), command.get("message_id")
+        record = await self.start(
+            kind, valid_id(command.get("user"), "user"),
+            item_id=None if item is None else valid_id(item, "item"),
+            message_id=None if message is None else valid_id(message, "message id"),
+            data=payload,
+        )  # fmt: skip
+        return {"task": record.to_json()}
+
     async def handle_command(self, command: Command) -> dict[str, Any]:
         """Op ``tasks_stop {ids}`` -> ``{stopped: [...], not_found: [...]}``."""
         ids = command.get("ids")

@@ -47,6 +47,10 @@ PROTECTED = {
     ("POST", "/api/v1/docs/compact"),
     ("GET", "/api/v1/docs/{id}/export"),
     ("DELETE", "/api/v1/docs/{id}"),
+    ("POST", "/api/v1/rooms/{room}/join"),
+    ("POST", "/api/v1/rooms/{room}/leave"),
+    ("POST", "/api/v1/emit/batch"),
+    ("POST", "/api/v1/tasks"),
 }
 SESSION_FIELDS = {"sid", "user_id", "user_name", "node", "rooms", "connected_at", "last_seen_at"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
