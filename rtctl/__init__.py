@@ -23,11 +23,14 @@ from rtctl.errors import (
 
 if TYPE_CHECKING:
     from rtctl.auth import Identity
+    from rtctl.client import AsyncClient, Client
     from rtctl.state.base import TaskRecord
     from rtctl.tasks.app import App
     from rtctl.tasks.runner import TaskContext
 
 _LAZY = {
+    "AsyncClient": "rtctl.client",
+    "Client": "rtctl.client",
     "Identity": "rtctl.auth",
     "App": "rtctl.tasks.app",
     "TaskContext": "rtctl.tasks.runner",
@@ -47,8 +50,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "App",
+    "AsyncClient",
     "AuthError",
     "BackendUnavailable",
+    "Client",
     "ConfigError",
     "Forbidden",
     "Identity",

@@ -6,8 +6,10 @@ import rtctl
 def test_public_names_are_pinned() -> None:
     assert sorted(rtctl.__all__) == [
         "App",
+        "AsyncClient",
         "AuthError",
         "BackendUnavailable",
+        "Client",
         "ConfigError",
         "Forbidden",
         "Identity",
@@ -42,3 +44,10 @@ def test_app_api_is_pinned() -> None:
     assert sorted(rtctl.TaskRecord(
         "t", "echo", "alice", "n", 0.0, "c").to_json()) == sorted(
         ["id", "kind", "item_id", "user_id", "node", "started_at"])  # fmt: skip
+
+
+def test_client_api_is_pinned() -> None:
+    """What an app's backend calls on ``rtctl.Client`` and ``rtctl.AsyncClient`` (SPEC §9)."""
+    methods = ["call", "close", "emit", "join", "leave", "sessions", "start_task", "stop_tasks"]
+    for cls in (rtctl.Client, rtctl.AsyncClient):
+        assert sorted(n for n in vars(cls) if not n.startswith("_")) == methods
