@@ -48,6 +48,7 @@ def test_app_api_is_pinned() -> None:
 
 def test_client_api_is_pinned() -> None:
     """What an app's backend calls on ``rtctl.Client`` and ``rtctl.AsyncClient`` (SPEC §9)."""
-    methods = ["call", "close", "emit", "join", "leave", "sessions", "start_task", "stop_tasks"]
+    methods = ["call", "close", "emit", "flush", "join", "leave", "sessions", "start_task",
+               "stop_tasks"]  # fmt: skip
     for cls in (rtctl.Client, rtctl.AsyncClient):
         assert sorted(n for n in vars(cls) if not n.startswith("_")) == methods

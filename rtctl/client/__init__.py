@@ -13,7 +13,8 @@ same, blocking (it runs an ``AsyncClient`` on a loop of its own, in a thread)::
 
 Emits made concurrently travel together (one HTTP request, or one Redis pipeline,
 per turn of the event loop), so an app streaming tokens to many users pays one round
-trip per batch. Errors are the ``rtctl`` exceptions: ``NotFound``, ``UsageError``,
+trip per batch; ``flush()`` waits until they are all out. Errors are the ``rtctl``
+exceptions: ``NotFound``, ``UsageError``,
 ``BackendUnavailable``...
 """
 
@@ -24,7 +25,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from rtctl.auth import valid_id
 from rtctl.errors import UsageError
+from rtctl.hub.payload import event_name
 from rtctl.hub.transport import user_room
 
 T = TypeVar("T")
@@ -84,14 +87,28 @@ class AsyncClient:
         room: str | None = None,
         sid: str | None = None,
     ) -> None:
-        """Emit ``event`` to every session of a user, to a room, or to one session."""
+        """Emit ``event`` to every session of a user, to a room, or to one session.
+
+        An emit to a user or room returns once queued: emits go out in order, many
+        per round trip, and one that cannot be sent within the client's timeout
+        raises from the next ``emit`` or ``flush``. An emit to a session waits for
+        the hub, and raises ``NotFound`` if the session is gone."""
         kind, value = _target(user, room, sid)
-        if self._admin is not None:
-            await self._admin.emit({"event": event, "data": data, kind: value})
-        elif kind == "sid":
-            await self._redis.operator.emit(event, data, to=value)
+        event_name(event)
+        if kind == "sid":  # the session may be gone: wait for the answer
+            if self._admin is not None:
+                await self._admin.emit_now({"event": event, "data": data, "sid": value})
+            else:
+                await self._redis.operator.emit(event, data, to=value)
+        elif self._admin is not None:
+            await self._admin.emit({"event": event, "data": data, kind: valid_id(value, kind)})
         else:
             await self._redis.emit_to_room(event, data, user_room(value) if user else value)
+
+    async def flush(self) -> None:
+        """Wait until every emit made so far has reached the hub; raises what kept one
+        from it (an emit to a user or room returns once queued, in order)."""
+        await (self._admin or self._redis).flush()
 
     async def call(
         self, sid: str, event: str, data: Any = None, *, timeout: float = DEFAULT_TIMEOUT
@@ -208,6 +225,9 @@ class Client:
         self, ids: list[str] | None = None, *, item_id: str | None = None
     ) -> list[dict[str, str]]:
         return self._run(self._async.stop_tasks(ids, item_id=item_id))
+
+    def flush(self) -> None:
+        self._run(self._async.flush())
 
     def close(self) -> None:
         if self._loop.is_closed():

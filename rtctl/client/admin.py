@@ -1,21 +1,25 @@
-"""The Python client over a daemon's admin API: kept-alive connections, and emits
-batched (every emit made in one turn of the event loop goes in one request to
-``/api/v1/emit/batch``; while batches are in flight, the next ones fill up)."""
+"""The Python client over a daemon's admin API: kept-alive connections, and emits to
+users and rooms queued and sent in order, many per request to ``/api/v1/emit/batch``
+(``rtctl.client.outbox``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from rtctl import errors
+from rtctl.client.outbox import Outbox
 from rtctl.errors import BackendUnavailable, OperationFailed, RtctlError
 from rtctl.hooks.http import JsonPoster
 
 API = "/api/v1"
-MAX_BATCH = 1000
-MAX_IN_FLIGHT = 8  # batches sent at once, each on its own connection
+MAX_BATCH = 2000
+MAX_QUEUED = 20_000
+MAX_IN_FLIGHT = 4  # connections kept: one carries the emits, others calls and listings
+log = logging.getLogger("rtctl.client")
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def error_from(status: int, body: Any, where: str) -> RtctlError:
@@ -44,14 +48,19 @@ class AdminWay:
         self.headers = {"Accept": "application/json"}
         if admin_token:
             self.headers["Authorization"] = f"Bearer {admin_token}"
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._scheduled = False
+        self.outbox: Outbox[str] = Outbox(
+            self._send, max_batch=MAX_BATCH, max_queued=MAX_QUEUED, give_up=timeout
+        )
 
     async def request(
         self, method: str, path: str, body: Any = None, timeout: float | None = None
     ) -> Any:
         payload = b"" if body is None else json.dumps(body).encode()
+        return await self._post_raw(path, payload, method, timeout)
+
+    async def _post_raw(
+        self, path: str, payload: bytes, method: str = "POST", timeout: float | None = None
+    ) -> Any:
         target = self.http.base_path + API + path
         try:
             answer = await self.http.request(method, target, payload, self.headers, timeout)
@@ -69,47 +78,23 @@ class AdminWay:
     # emits ---------------------------------------------------------------------------------
 
     async def emit(self, item: dict[str, Any]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        await future
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        while self._pending and len(self._in_flight) < MAX_IN_FLIGHT:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            task = asyncio.ensure_future(self._send(batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        if self._pending and not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    async def _send(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        """Queue an emit to a user or room (sent in order, in batches)."""
         try:
-            answer = await self.request("POST", "/emit/batch", {"emits": [i for i, _ in batch]})
-            results = answer["results"]
-            if len(results) != len(batch):
-                raise OperationFailed("the daemon answered a batch of emits with another count")
-        except BaseException as exc:
-            failure = exc if isinstance(exc, Exception) else OperationFailed("emit cancelled")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            error = result.get("error") if isinstance(result, dict) else None
-            if error:
-                future.set_exception(error_of(error))
-            else:
-                future.set_result(None)
+            encoded = _dumps(item)
+        except (TypeError, ValueError) as exc:
+            raise errors.UsageError(f"data is not JSON: {exc}") from None
+        await self.outbox.put(encoded)
+
+    async def emit_now(self, item: dict[str, Any]) -> None:
+        """An emit to one session, which may not exist: its answer is awaited."""
+        await self.request("POST", "/emit", item)
+
+    async def _send(self, batch: list[str]) -> None:
+        body = ('{"emits":[' + ",".join(batch) + "]}").encode()
+        answer = await self._post_raw("/emit/batch", body)
+        failed = [r["error"] for r in answer["results"] if isinstance(r, dict) and "error" in r]
+        if failed:  # checked before queueing: only a daemon that changed its mind refuses
+            log.warning("%d emits refused by the daemon: %s", len(failed), failed[0])
 
     # the rest --------------------------------------------------------------------------------
 
@@ -138,7 +123,11 @@ class AdminWay:
         answer = await self.request("POST", "/tasks/stop", body)
         return list(answer["results"])
 
+    async def flush(self) -> None:
+        await self.outbox.flush()
+
     async def close(self) -> None:
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-        self.http.close()
+        try:
+            await self.outbox.close()
+        finally:
+            self.http.close()

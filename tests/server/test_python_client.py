@@ -75,3 +75,36 @@ async def test_a_script_drives_redis_with_no_daemon_of_its_own(
         await check(alice, await run_script("--redis-url", redis_server.url, "--prefix", "pc"))
     finally:
         await alice.close()
+
+
+async def test_emits_queue_in_order_and_a_lost_redis_is_reported(
+    make_daemon: Any, redis_server: RedisServer
+) -> None:
+    import time
+
+    import rtctl
+
+    node = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="pc")
+    alice = await LiveClient(node, node.token("alice")).connect()
+    hub = rtctl.AsyncClient(redis_url=redis_server.url, prefix="pc", timeout=1.0)
+    try:
+        for i in range(3000):
+            await hub.emit("n", i, user="alice")
+        await hub.flush()
+        await until(lambda: len(alice.received("n")) == 3000, 10, "3000 emits")
+        assert alice.received("n") == list(range(3000))  # in the order they were made
+        with pytest.raises(rtctl.UsageError):
+            await hub.emit("n", float("nan"), user="alice")  # refused before it is queued
+
+        redis_server.kill()
+        await hub.emit("lost", 1, user="alice")  # queued at once; cannot be sent
+        started = time.monotonic()
+        with pytest.raises(rtctl.BackendUnavailable):
+            await hub.flush()
+        assert time.monotonic() - started < 5
+        redis_server.restart()
+        await hub.emit("n", "back", user="alice")
+        await hub.flush()  # the error was reported once; the client works again
+    finally:
+        await hub.close()
+        await alice.close()
