@@ -108,17 +108,11 @@ class AuthHook:
         """The app's grants for ``token``; ``AuthError``/``Forbidden`` when it refuses,
         ``BackendUnavailable`` (code ``unavailable``) when it does not answer."""
         digest = hashlib.sha256(token.encode()).hexdigest()
-        entry = await self._cached(digest)
-        if entry is None:
-            shared = self._inflight.get(digest)
-            if shared is not None:
-                self.stats.hits += 1
-                entry = await asyncio.shield(shared)
-            else:
-                entry = await self._ask_once(digest, token, sid, headers)
-        else:
+        shared = self._inflight.get(digest)
+        if shared is not None:  # another connect with this token is finding out: share it
             self.stats.hits += 1
-        return _outcome(entry)
+            return _outcome(await asyncio.shield(shared))
+        return _outcome(await self._find_once(digest, token, sid, headers))
 
     async def _cached(self, digest: str) -> dict[str, Any] | None:
         try:
@@ -132,13 +126,18 @@ class AuthHook:
         except BackendUnavailable:
             return None  # no cache now: ask the app
 
-    async def _ask_once(
+    async def _find_once(
         self, digest: str, token: str, sid: str, headers: Mapping[str, str]
     ) -> dict[str, Any]:
+        """The cached answer, else the app's; those asking meanwhile share this one."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[digest] = future
         try:
-            entry = await self._ask(digest, token, sid, headers)
+            entry = await self._cached(digest)
+            if entry is not None:
+                self.stats.hits += 1
+            else:
+                entry = await self._ask(digest, token, sid, headers)
             future.set_result(entry)
             return entry
         except BaseException as exc:
