@@ -240,3 +240,31 @@ async def test_webhooks_record_reads_and_notes(make_daemon: Any, app: AppServer)
     finally:
         await a.close()
         await b.close()
+
+
+async def test_nodes_share_answers_and_membership_over_redis(
+    make_daemon: Any, app: AppServer, redis_server: Any
+) -> None:
+    from tests.cli.conftest import cli_env, run_cli
+
+    nodes = [linked(make_daemon, app, RTCTL_REDIS_URL=redis_server.url, RTCTL_NODE_ID=n,
+                    RTCTL_PREFIX="link") for n in ("n1", "n2")]  # fmt: skip
+    token = owui_token("alice")
+    app.grant(token, "alice", channels=["c1"])
+    a1 = await LiveClient(nodes[0], token).connect()
+    a2 = await LiveClient(nodes[1], token).connect()  # the other node finds n1's answer
+    try:
+        assert len(app.hook_calls) == 1
+        env = cli_env("", nodes[0].data_dir, RTCTL_REDIS_URL=redis_server.url,
+                      RTCTL_PREFIX="link")  # fmt: skip
+        done = await asyncio.to_thread(run_cli, ["rooms", "join", "team", "--user", "alice",
+                                                 "-o", "name"], env)  # fmt: skip
+        assert done.code == 0, done.err
+        assert set(done.out.split()) == {a1.sid, a2.sid}
+        assert await members(nodes[1], "team") == {a1.sid, a2.sid}
+        a3 = await LiveClient(nodes[1], token).connect()  # the answer went stale: asked again
+        await a3.close()
+        assert len(app.hook_calls) == 2
+    finally:
+        await a1.close()
+        await a2.close()
