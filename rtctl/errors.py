@@ -21,6 +21,8 @@ maps each to an HTTP status (``rtctl.server.admin``).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RtctlError(Exception):
     code = "error"
@@ -69,3 +71,35 @@ class OperationFailed(RtctlError):
 
 class BackendUnavailable(RtctlError):
     code = "unavailable"
+
+
+# What the admin API's HTTP statuses mean: the inverse of rtctl.server.admin.HTTP_STATUS
+# (a test keeps the two in step), for the CLI and the Python client.
+HTTP_ERRORS: dict[int, type[RtctlError]] = {
+    400: UsageError,
+    401: AuthError,
+    403: Forbidden,
+    404: NotFound,
+    409: OperationFailed,
+    413: PayloadTooLarge,
+    429: RateLimited,
+    503: BackendUnavailable,
+}
+
+
+def from_http(status: int, body: Any, url: str) -> RtctlError:
+    """The exception an admin API error answer stands for."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return OperationFailed(
+            f"unexpected answer from {url} (HTTP {status}); is it an rtctl daemon?"
+        )
+    code, message = str(error.get("code", "error")), str(error.get("message", ""))
+    if code in ("no_route", "method_not_allowed"):
+        # The daemon exists but lacks the route: a version mismatch, not a missing record.
+        return OperationFailed(
+            f"the daemon at {url} does not support this request ({message}); is it older?",
+            code=code,
+        )
+    cls = HTTP_ERRORS.get(status, OperationFailed)
+    return cls(message or f"HTTP {status}", code=code)

@@ -11,8 +11,8 @@ Exit codes (fixed by the SPEC)::
     69  the backend (Redis or the daemon) is unreachable (EX_UNAVAILABLE of sysexits.h)
 
 The admin API answers errors as ``{"error": {"code", "message"}}`` with an HTTP status;
-``from_http`` turns them back into the same exception classes, so a refusal reads the
-same whether the CLI found it itself or the daemon did.
+``rtctl.errors.from_http`` turns them back into the same exception classes, so a
+refusal reads the same whether the CLI found it itself or the daemon did.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from rtctl import errors
 
@@ -38,40 +37,9 @@ EXIT_CODES: list[tuple[type[errors.RtctlError], int]] = [
     (errors.RtctlError, FAILED),
 ]
 
-# What the admin API's HTTP statuses mean (the inverse of rtctl.server.admin.HTTP_STATUS,
-# which the CLI may not import; a test keeps the two in step).
-HTTP_ERRORS: dict[int, type[errors.RtctlError]] = {
-    400: errors.UsageError,
-    401: errors.AuthError,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    409: errors.OperationFailed,
-    413: errors.PayloadTooLarge,
-    429: errors.RateLimited,
-    503: errors.BackendUnavailable,
-}
-
 
 def exit_code(exc: errors.RtctlError) -> int:
     return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
-
-
-def from_http(status: int, body: Any, url: str) -> errors.RtctlError:
-    """The exception an admin API error response stands for."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return errors.OperationFailed(
-            f"unexpected answer from {url} (HTTP {status}); is it an rtctl daemon?"
-        )
-    code, message = str(error.get("code", "error")), str(error.get("message", ""))
-    if code in ("no_route", "method_not_allowed"):
-        # The daemon exists but lacks the route: a version mismatch, not a missing record.
-        return errors.OperationFailed(
-            f"the daemon at {url} does not support this request ({message}); is it older?",
-            code=code,
-        )
-    cls = HTTP_ERRORS.get(status, errors.OperationFailed)
-    return cls(message or f"HTTP {status}", code=code)
 
 
 def debug() -> bool:

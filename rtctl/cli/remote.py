@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from rtctl.cli.errors import from_http
 from rtctl.config import Settings
-from rtctl.errors import BackendUnavailable, ConfigError, OperationFailed
+from rtctl.errors import BackendUnavailable, ConfigError, OperationFailed, from_http
 
 Record = dict[str, Any]
 

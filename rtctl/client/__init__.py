@@ -11,10 +11,10 @@ same, blocking (it runs an ``AsyncClient`` on a loop of its own, in a thread)::
     hub.emit("events", {"chat_id": c, "message_id": m, "data": {...}}, user=user_id)
     hub.join(f"channel:{channel_id}", user=user_id)
 
-Emits made concurrently travel together (one HTTP request, or one Redis pipeline,
-per turn of the event loop), so an app streaming tokens to many users pays one round
-trip per batch; ``flush()`` waits until they are all out. Errors are the ``rtctl``
-exceptions: ``NotFound``, ``UsageError``,
+An emit to a user or room returns once queued; emits go out in order, hundreds per
+round trip (one request, or one Redis script call), and ``flush()`` waits until they
+are all out. An emit to one session, and every other method, waits for its answer.
+Errors are the ``rtctl`` exceptions: ``NotFound``, ``UsageError``,
 ``BackendUnavailable``...
 """
 

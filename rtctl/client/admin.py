@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from rtctl import errors
 from rtctl.client.outbox import Outbox
-from rtctl.errors import BackendUnavailable, OperationFailed, RtctlError
+from rtctl.errors import BackendUnavailable, from_http
 from rtctl.hooks.http import JsonPoster
 
 API = "/api/v1"
@@ -20,25 +20,6 @@ MAX_QUEUED = 20_000
 MAX_IN_FLIGHT = 4  # connections kept: one carries the emits, others calls and listings
 log = logging.getLogger("rtctl.client")
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def error_from(status: int, body: Any, where: str) -> RtctlError:
-    from rtctl.cli.errors import from_http
-
-    return from_http(status, body, where)
-
-
-def error_of(error: dict[str, Any]) -> RtctlError:
-    """The exception of an error by its code (one emit of a batch)."""
-    code, message = str(error.get("code", "failed")), str(error.get("message", ""))
-    cls = next((c for c in _ERRORS if c.code == code), OperationFailed)
-    return cls(message, code=code)
-
-
-_ERRORS: list[type[RtctlError]] = [
-    errors.NotFound, errors.UsageError, errors.PayloadTooLarge, errors.RateLimited,
-    errors.AuthError, errors.Forbidden, errors.BackendUnavailable,
-]  # fmt: skip
 
 
 class AdminWay:
@@ -72,7 +53,7 @@ class AdminWay:
         except ValueError:
             data = None
         if answer.status != 200:
-            raise error_from(answer.status, data, self.url)
+            raise from_http(answer.status, data, self.url)
         return data
 
     # emits ---------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from rtctl import errors
-from rtctl.cli.errors import EXIT_CODES, HTTP_ERRORS, exit_code
+from rtctl.cli.errors import EXIT_CODES, exit_code
+from rtctl.errors import HTTP_ERRORS
 from rtctl.server.admin import HTTP_STATUS
 from tests.cli.conftest import Cli, cli_env, run_cli
 from tests.conftest import ADMIN, free_port
