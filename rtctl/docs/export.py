@@ -37,7 +37,7 @@ from rtctl.docs.ymodel import (
     load_types,
 )
 
-__all__ = ["export_json", "export_text", "root_kinds"]
+__all__ = ["export_json", "export_prosemirror", "export_text", "root_kinds"]
 
 _LINE_BREAKS = frozenset({"hard_break", "hardbreak", "br"})
 
@@ -240,6 +240,40 @@ def _type_string(t: YType, depth: int) -> str:
     return "[object Object]"  # Map, Array and XmlHook have no toString of their own
 
 
+# ProseMirror JSON ---------------------------------------------------------------------------
+
+
+def _pm_node(t: YType, depth: int) -> Any:
+    """y-prosemirror's serialisation of one child: an element as a node, a text as a
+    list of text nodes with their marks."""
+    _check_depth(depth)
+    if t.kind in ("xmltext", "text"):
+        return [
+            {"type": "text", "text": insert,
+             "marks": [{"type": k, "attrs": _value_json(v, depth + 1, 0)}
+                       for k, v in attributes.items()]}
+            if attributes else {"type": "text", "text": insert}
+            for insert, attributes in _text_delta(t) if isinstance(insert, str)
+        ]  # fmt: skip
+    node: dict[str, Any] = {"type": t.name}
+    attrs = {k: _value_json(v, depth + 1, 0) for k, v in _map_values(t).items()}
+    if attrs:
+        node["attrs"] = attrs
+    content = _pm_content(t, depth + 1)
+    if content:
+        node["content"] = content
+    return node
+
+
+def _pm_content(t: YType, depth: int) -> list[Any]:
+    out: list[Any] = []
+    for child in _list_values(t):
+        if isinstance(child, YType):
+            node = _pm_node(child, depth)
+            out.extend(node if isinstance(node, list) else [node])
+    return out
+
+
 # plain text --------------------------------------------------------------------------------
 
 
@@ -307,6 +341,21 @@ def export_json(update: bytes) -> dict[str, Any]:
     roots = _guarded_load(update)
     try:
         return {name: _type_json(t, 0) for name, t in roots.items()}
+    except RecursionError as exc:
+        raise MalformedUpdate("the document is nested too deeply") from exc
+
+
+def export_prosemirror(update: bytes) -> dict[str, Any]:
+    """Every XML fragment root as ProseMirror JSON (``{type: "doc", content}``), as
+    y-prosemirror's ``yXmlFragmentToProsemirrorJSON`` gives it: what an editor app
+    built on ProseMirror or Tiptap stores (Open WebUI's notes: ``content.json``)."""
+    roots = _guarded_load(update)
+    try:
+        return {
+            name: {"type": "doc", "content": _pm_content(t, 1)}
+            for name, t in sorted(roots.items())
+            if t.kind == "xmlfragment"
+        }
     except RecursionError as exc:
         raise MalformedUpdate("the document is nested too deeply") from exc
 

@@ -1,9 +1,10 @@
 """``document.updated`` webhooks: the app's copy of a document kept in step.
 
 After a stored write, a document waits ``debounce`` seconds for quiet (at most
-``max_wait`` while edits keep coming), then its text and JSON are sent; a document
-unloading from this node is sent at once. The export runs in a worker thread on
-the encoded state, so a large document never holds the event loop.
+``max_wait`` while edits keep coming), then its text and JSON are sent (and its XML
+fragments as ProseMirror JSON); a document unloading from this node is sent at once.
+The export runs in a worker thread on the encoded state, so a large document never
+holds the event loop.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("rtctl.webhooks")
 
 
-def _export(state: bytes) -> tuple[str, dict[str, Any]]:
-    from rtctl.docs.export import export_json, export_text
+def _export(state: bytes) -> dict[str, Any]:
+    from rtctl.docs.export import export_json, export_prosemirror, export_text
 
-    return export_text(state), export_json(state)
+    out: dict[str, Any] = {"text": export_text(state), "json": export_json(state)}
+    prosemirror = export_prosemirror(state)
+    if prosemirror:  # an editor's XML fragments, as ProseMirror/Tiptap JSON
+        out["prosemirror"] = prosemirror
+    return out
 
 
 class DocumentWebhooks:
@@ -64,14 +69,11 @@ class DocumentWebhooks:
     async def _send(self, doc: LoadedDoc) -> None:
         state, seq = doc.state_update(), doc.applied
         try:
-            text, content = await asyncio.to_thread(_export, state)
+            exported = await asyncio.to_thread(_export, state)
         except Exception as exc:  # a document the export cannot read: say so, skip it
             log.warning("document.updated for %s not sent: %s", doc.id, exc)
             return
-        self.sender.send(
-            "document.updated",
-            {"document_id": doc.id, "text": text, "json": content, "updates": seq},
-        )
+        self.sender.send("document.updated", {"document_id": doc.id, **exported, "updates": seq})
 
     async def close(self) -> None:
         """Send everything pending now (shutdown)."""

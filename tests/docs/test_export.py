@@ -324,3 +324,33 @@ def test_every_prefix_of_a_real_update_is_bounded() -> None:
     update = pycrdt_history(2, steps=10).get_update()
     for end in range(len(update)):
         _bounded(update[:end])
+
+
+def test_xml_fragments_as_prosemirror_json() -> None:
+    """What y-prosemirror's yXmlFragmentToProsemirrorJSON gives, for a note as Open WebUI's
+    editor writes it: elements with attributes, marked text, empty blocks, hard breaks."""
+    from rtctl.docs.export import export_prosemirror
+
+    doc = pycrdt.Doc()
+    fragment = doc.get("prosemirror", type=pycrdt.XmlFragment)
+    fragment.children.append(pycrdt.XmlElement("heading", {"level": 2}))
+    paragraph = fragment.children.append(pycrdt.XmlElement("paragraph"))
+    text = paragraph.children.append(pycrdt.XmlText())
+    text.insert(0, "hello ")
+    text.insert(6, "bold", attrs={"bold": {}})
+    text.insert(10, " link", attrs={"link": {"href": "https://example.org"}})
+    paragraph.children.append(pycrdt.XmlElement("hard_break"))
+    fragment.children.append(pycrdt.XmlElement("paragraph"))
+    doc.get("title", type=pycrdt.Text).insert(0, "not a fragment")
+
+    assert export_prosemirror(doc.get_update()) == {"prosemirror": {"type": "doc", "content": [
+        {"type": "heading", "attrs": {"level": 2}},
+        {"type": "paragraph", "content": [
+            {"type": "text", "text": "hello "},
+            {"type": "text", "text": "bold", "marks": [{"type": "bold", "attrs": {}}]},
+            {"type": "text", "text": " link",
+             "marks": [{"type": "link", "attrs": {"href": "https://example.org"}}]},
+            {"type": "hard_break"},
+        ]},
+        {"type": "paragraph"},
+    ]}}  # fmt: skip
