@@ -55,6 +55,9 @@ class SessionPool:
     def __len__(self) -> int:
         return len(self._identities)
 
+    def hosts(self, sid: str) -> bool:
+        return sid in self._identities
+
     def local_sids(self) -> list[str]:
         return list(self._identities)
 

@@ -8,6 +8,7 @@ stays usable. Unknown events are refused the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -274,6 +275,10 @@ class SocketIOEndpoint:
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._close_hooks: list[Callable[[str], Awaitable[None]]] = []
+        # A session's events run in the order it sent them (python-socketio starts a
+        # task per event): Open WebUI sends user-join, then a read mark for a channel
+        # that user-join enters. Document events keep their own order (their inbox).
+        self._in_order: dict[str, asyncio.Lock] = {}
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("*", self.on_unknown)
@@ -353,6 +358,7 @@ class SocketIOEndpoint:
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
+        self._in_order.pop(sid, None)
         self.transport.fail_calls(sid)
         for hook in self._close_hooks:
             try:
@@ -381,9 +387,11 @@ class SocketIOEndpoint:
         async def handle(sid: str, *args: Any) -> Any:
             self.metrics.events_in.inc(name)
             try:
-                if not paced:
-                    self.hub.pool.allow_event(sid)
-                return await handler(sid, args[0] if args else None)
+                if paced:
+                    return await handler(sid, args[0] if args else None)
+                self.hub.pool.allow_event(sid)
+                async with self._order_of(sid):
+                    return await handler(sid, args[0] if args else None)
             except RtctlError as exc:
                 return await self._refuse(sid, name, exc)
             except Exception:
@@ -391,6 +399,14 @@ class SocketIOEndpoint:
                 return await self._refuse(sid, name, RtctlError("internal error", code="internal"))
 
         return handle
+
+    def _order_of(self, sid: str) -> asyncio.Lock | contextlib.nullcontext[None]:
+        lock = self._in_order.get(sid)
+        if lock is None:
+            if not self.hub.pool.hosts(sid):  # gone (or never here): nothing to order
+                return contextlib.nullcontext()
+            lock = self._in_order[sid] = asyncio.Lock()
+        return lock
 
     async def _refuse(self, sid: str, event: str, exc: RtctlError) -> dict[str, Any]:
         self.metrics.errors.inc(exc.code)

@@ -268,3 +268,23 @@ async def test_nodes_share_answers_and_membership_over_redis(
     finally:
         await a1.close()
         await a2.close()
+
+
+async def test_a_session_s_events_run_in_the_order_it_sent_them(
+    make_daemon: Any, app: AppServer
+) -> None:
+    """Open WebUI's channel page sends user-join, then at once a read mark for a channel
+    that user-join enters: with a slow app, the mark must still find the room."""
+    d = linked(make_daemon, app, RTCTL_AUTH_HOOK_CACHE="0.001")
+    token = owui_token("alice")
+    app.grant(token, "alice", channels=["c1"])
+    a = await LiveClient(d, token).connect()
+    try:
+        app.delay = 0.5
+        await a.sio.emit("user-join", {"auth": {"token": token}})  # no ack, as Open WebUI
+        read = {"channel_id": "c1", "message_id": None, "data": {"type": "last_read_at"}}
+        assert await a.call("events:channel", read) == {"ok": True}
+        await until(lambda: app.received("channel.read"), 5, "channel.read")
+        assert not a.received("error")
+    finally:
+        await a.close()
