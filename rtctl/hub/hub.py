@@ -88,8 +88,9 @@ class Hub:
         return {"ok": left, "channel_id": channel_id}
 
     async def join_note(self, sid: str, data: Any) -> dict[str, Any]:
-        """Enter room ``note:<note_id>``, where the app pushes ``events:note``; read access
-        to document ``note:<note_id>`` is required. A token given re-authenticates first."""
+        """Enter room ``note:<note_id>``, where the app pushes its note events (Open
+        WebUI's: ``note-events``); read access to document ``note:<note_id>`` is required.
+        A token given re-authenticates first."""
         body = p.obj(data)
         note_id = p.ident(body, "note_id")
         identity: Identity = self.pool.identity(sid)

@@ -373,7 +373,8 @@ async def _missing(d: DaemonProcess, sid: str) -> bool:
 
 
 async def test_join_note_enters_the_note_room(daemon: DaemonProcess) -> None:
-    """Open WebUI's note page sends join-note; its backend pushes events:note to the room."""
+    """Open WebUI's note page sends join-note; its backend pushes note-events to the room
+    (SPEC §4 calls the event events:note; the hub relays any name)."""
     alice = await connect(daemon, "alice", docs=["note:*"])
     reader = await connect(daemon, "rita", docs_ro=["note:n1"])
     stranger = await connect(daemon, "sam", docs=["other:*"])
@@ -384,13 +385,13 @@ async def test_join_note_enters_the_note_room(daemon: DaemonProcess) -> None:
         assert ack["ok"] is True  # read access is enough; a token given re-authenticates
         assert refused(await stranger.call("join-note", {"note_id": "n1"}), "forbidden")
         assert refused(await alice.call("join-note", {}), "invalid_request")
-        body = {"event": "events:note", "data": {"type": "update", "id": "n1"}, "room": "note:n1"}
+        body = {"event": "note-events", "data": {"type": "update", "id": "n1"}, "room": "note:n1"}
         status, result = await http(daemon, "POST", "/api/v1/emit", body)
         assert status == 200, result
         for c in (alice, reader):
-            assert (await c.next_event("events:note")) == {"type": "update", "id": "n1"}
+            assert (await c.next_event("note-events")) == {"type": "update", "id": "n1"}
         await barrier(daemon, stranger)
-        assert stranger.received("events:note") == []
+        assert stranger.received("note-events") == []
     finally:
         for c in (alice, reader, stranger):
             await c.close()
