@@ -159,16 +159,17 @@ class Settings:
             out.append(f"log_level: {self.log_level!r} is not debug, info, warning or error")
         if self.echo_delay < 0:
             out.append("echo_delay: must be 0 or a positive number of seconds")
-        if self.upstream_url and not self.upstream_url.startswith(("http://", "https://")):
-            out.append(f"upstream_url: {self.upstream_url!r} must start with http:// or https://")
-        for name in ("auth_hook_url", "webhook_url"):
+        out += self._url_problems()
+        if self.app and (self.app.count(":") != 1 or not all(self.app.split(":"))):
+            out.append(f"app: {self.app!r} must be module:attr")
+        return out
+
+    def _url_problems(self) -> list[str]:
+        out = []
+        for name in ("url", "upstream_url", "auth_hook_url", "webhook_url"):
             value = getattr(self, name)
             if value and not value.startswith(("http://", "https://")):
                 out.append(f"{name}: {value!r} must start with http:// or https://")
-        if self.app and (self.app.count(":") != 1 or not all(self.app.split(":"))):
-            out.append(f"app: {self.app!r} must be module:attr")
-        if not self.url.startswith(("http://", "https://")):
-            out.append(f"url: {self.url!r} must start with http:// or https://")
         return out
 
     def check(self) -> Settings:

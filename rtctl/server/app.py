@@ -76,18 +76,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     verifier = TokenVerifier.from_settings(settings, secret=jwt_secret)
     node_id = settings.effective_node_id
     manager = _manager(settings, node_id)
-    cors: list[str] | str | None = list(settings.cors_origins) or None
-    sio = HubServer(
-        async_mode="asgi",
-        cors_allowed_origins="*" if cors == ["*"] else cors,
-        max_http_buffer_size=settings.max_payload,
-        always_connect=False,
-        client_manager=manager,
-        json=strictjson,
-        logger=False,
-        engineio_logger=False,
-    )
-    sio.connect_timeout = settings.connect_timeout
+    sio = _server(settings, manager)
     readiness = Readiness()
     # the gauges read objects created below; closures see them once they exist
     metrics = Metrics(
@@ -122,12 +111,11 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     operator = Operator(state, peers, transport, call_timeout=settings.call_timeout,
                         hook_cache=link.cache)  # fmt: skip
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
-    docs = _docs(settings, pool, transport, state)
-    docs.watcher = link.documents
-    _link_metrics(metrics, link)
+    docs = _docs(settings, pool, transport, state, link)
     if bus is not None:  # relays lost while Redis was away: each node delivers its copies anew
         bus.on_recovered.append(docs.redeliver)
     _doc_metrics(metrics, docs)
+    _link_metrics(metrics, link)
     for name, handler in docs.events().items():
         endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)
@@ -152,6 +140,22 @@ def _doc_metrics(metrics: Metrics, docs: DocService) -> None:
         Gauge("rtctl_doc_backlog_bytes", "Document traffic waiting in sessions' inboxes",
               lambda: stats.backlog_bytes),
     )  # fmt: skip
+
+
+def _server(settings: Settings, manager: FanoutManager) -> HubServer:
+    cors: list[str] | str | None = list(settings.cors_origins) or None
+    sio = HubServer(
+        async_mode="asgi",
+        cors_allowed_origins="*" if cors == ["*"] else cors,
+        max_http_buffer_size=settings.max_payload,
+        always_connect=False,
+        client_manager=manager,
+        json=strictjson,
+        logger=False,
+        engineio_logger=False,
+    )
+    sio.connect_timeout = settings.connect_timeout
+    return sio
 
 
 def _link_metrics(metrics: Metrics, link: AppLink) -> None:
@@ -183,7 +187,11 @@ def _link_metrics(metrics: Metrics, link: AppLink) -> None:
 
 
 def _docs(
-    settings: Settings, pool: SessionPool, transport: SocketIOTransport, state: StateBackend
+    settings: Settings,
+    pool: SessionPool,
+    transport: SocketIOTransport,
+    state: StateBackend,
+    link: AppLink,
 ) -> DocService:
     pace = Pace(settings.doc_rate, settings.doc_burst, settings.doc_backlog_bytes,
                 settings.doc_backlog_seconds)  # fmt: skip
@@ -192,7 +200,7 @@ def _docs(
     return DocService(open_doc_store(settings), pool, transport, state,
                       max_update=min(settings.doc_max_update, settings.max_payload),
                       compact_updates=settings.doc_compact_updates, pace=pace,
-                      limits=limits)  # fmt: skip
+                      limits=limits, watcher=link.documents)  # fmt: skip
 
 
 def _tasks(
