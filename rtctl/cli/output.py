@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring
@@ -34,9 +35,17 @@ def print_json(value: Any) -> None:
     greppable, and several times faster (an indenting encoder is pure Python)."""
     if isinstance(value, list) and value:
         rows = ",\n".join("  " + json.dumps(row, ensure_ascii=False) for row in value)
-        sys.stdout.write("[\n" + rows + "\n]\n")
+        sys.stdout.write(_inert_json("[\n" + rows + "\n]\n"))
     else:
-        sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(_inert_json(json.dumps(value, indent=2, ensure_ascii=False) + "\n"))
+
+
+def _inert_json(encoded: str) -> str:
+    """JSON escapes C0 controls itself; DEL, C1 and bidirectional overrides (only ever
+    inside strings) are escaped here too, so no output form can drive a terminal."""
+    if _UNSAFE_IN_JSON.search(encoded) is None:
+        return encoded
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
 
 
 def json_rows(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
@@ -66,9 +75,9 @@ def print_rows(inv: Invocation, view: View, rows: Sequence[dict[str, Any]], empt
     """A listing in the invocation's format; ``empty`` is said (on a terminal) for none."""
     fmt = inv.format
     if fmt == "json":
-        sys.stdout.write(json_rows(view.fields, rows))
+        sys.stdout.write(_inert_json(json_rows(view.fields, rows)))
     elif fmt == "name":
-        _write_lines(str(row.get(view.id_field, "")) for row in rows)
+        _write_lines(inert(str(row.get(view.id_field, ""))) for row in rows)
     elif fmt.startswith("plain"):
         fields = [c.field for c in view.visible(wide=fmt == "plain-wide")]
         _write_lines("\t".join([_cell(row.get(f), plain=True) for f in fields]) for row in rows)
@@ -76,8 +85,12 @@ def print_rows(inv: Invocation, view: View, rows: Sequence[dict[str, Any]], empt
         say(inv, empty)
     else:
         columns = view.visible(wide=fmt == "wide")
+        ids = [i for i, c in enumerate(columns) if c.field == view.id_field]
         _rich_table(
-            inv, [c.header for c in columns], [[row.get(c.field) for c in columns] for row in rows]
+            inv,
+            [c.header for c in columns],
+            [[row.get(c.field) for c in columns] for row in rows],
+            id_column=ids[0] if ids else None,
         )
 
 
@@ -106,7 +119,7 @@ def _write_lines(lines: Iterable[str]) -> None:
 
 def print_ids(ids: Iterable[str]) -> None:
     for item in ids:
-        print(item)
+        print(inert(item))
 
 
 def say(inv: Invocation, message: str) -> None:
@@ -127,18 +140,31 @@ def confirm(inv: Invocation, question: str) -> None:
         raise OperationFailed("cancelled")
 
 
+# What a client chose must print as inert text: no terminal control sequence (C0, DEL,
+# C1: ESC and CSI start them), no bidirectional override reordering what follows.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # JSON escapes C0
+_LINE_BREAKS = re.compile("[\t\n\r]+")
+
+
+def inert(text: str) -> str:
+    """``text`` with each control character shown as its escape (``\\x1b``); tabs and
+    line breaks become one space, so a field never splits a record."""
+    if _UNSAFE.search(text) is None:
+        return text
+    text = _LINE_BREAKS.sub(" ", text)
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)  # fmt: skip
+
+
 def _cell(value: Any, *, plain: bool) -> str:
     if value is None or value == []:
         return "" if plain else "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    text = str(value)
-    # A tab or newline inside a field would split one record into several.
-    if plain and ("\t" in text or "\n" in text or "\r" in text):
-        return " ".join(text.split())
-    return text
+        return inert(",".join(str(v) for v in value))
+    return inert(str(value))
 
 
 def _console(inv: Invocation) -> Any:
@@ -150,12 +176,23 @@ def _console(inv: Invocation) -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _rich_table(inv: Invocation, headers: list[str], rows: list[list[Any]]) -> None:
+def _rich_table(
+    inv: Invocation, headers: list[str], rows: list[list[Any]], id_column: int | None
+) -> None:
+    """A table on the terminal. Cells are ``Text``: never read as Rich markup. The id
+    column is never folded, so an id can be copied whole; the others give way."""
     from rich.table import Table
+    from rich.text import Text
 
+    cells = [[_cell(v, plain=False) for v in row] for row in rows]
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
     for i, header in enumerate(headers):
-        table.add_column(header, style="cyan" if i == 0 else None, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(v, plain=False) for v in row))
+        if i == id_column:
+            widest = max([len(header), *(len(row[i]) for row in cells)])
+            table.add_column(header, style="cyan" if i == 0 else None, no_wrap=True,
+                             min_width=widest)  # fmt: skip
+        else:
+            table.add_column(header, style="cyan" if i == 0 else None, overflow="fold")
+    for row in cells:
+        table.add_row(*(Text(c) for c in row))
     _console(inv).print(table)
