@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,23 @@ def _grant_list(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _time_claim(claims: Mapping[str, Any], name: str) -> float | None:
+    """``exp``, ``nbf`` or ``iat`` as a number of seconds, or None when absent.
+
+    Anything else is refused, not ignored: a string ``exp`` ignored would make a
+    session that never expires.
+    """
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+        raise AuthError(
+            f"token claim {name!r} must be a number of seconds since the epoch",
+            code="invalid_token",
+        )
+    return float(value)
+
+
 def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
     raw_user = claims.get("sub", claims.get("id"))
     try:
@@ -125,14 +143,15 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
     if not isinstance(name, str) or not isinstance(role, str):
         raise AuthError("claims 'name' and 'role' must be strings")
     jti = claims.get("jti")
-    iat, exp = claims.get("iat"), claims.get("exp")
+    iat, exp = _time_claim(claims, "iat"), _time_claim(claims, "exp")
+    _time_claim(claims, "nbf")
     return Identity(
         user_id=user_id,
         name=name[:MAX_ID_LENGTH],
         role=role,
         jti=str(jti) if jti is not None else None,
-        issued_at=float(iat) if isinstance(iat, int | float) else None,
-        expires_at=float(exp) if isinstance(exp, int | float) else None,
+        issued_at=iat,
+        expires_at=exp,
         channels=_grant_list(claims, "channels"),
         docs=_grant_list(claims, "docs"),
         docs_ro=_grant_list(claims, "docs_ro"),

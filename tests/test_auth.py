@@ -143,6 +143,18 @@ def test_time_claims_must_be_numbers(verifier: TokenVerifier, claim: str) -> Non
     refused(verifier, jwt.encode({"sub": "a", claim: "tomorrow"}, SECRET, "HS256"))
 
 
+# strings that parse as times the token library accepts: an exp in the far future, an
+# nbf and an iat in the past
+@pytest.mark.parametrize(
+    "claim, value", [("exp", "9999999999"), ("nbf", "1000"), ("iat", "1000"), ("iat", True)]
+)
+def test_time_claims_as_strings_are_refused(
+    verifier: TokenVerifier, claim: str, value: object
+) -> None:
+    err = refused(verifier, jwt.encode({"sub": "a", claim: value}, SECRET, "HS256"))
+    assert repr(claim) in err.message and "number" in err.message
+
+
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 def test_alg_none(verifier: TokenVerifier, alg: str) -> None:
     token = hand_made({"alg": alg, "typ": "JWT"}, {"sub": "alice", "role": "admin"})

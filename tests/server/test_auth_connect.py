@@ -149,7 +149,19 @@ REFUSALS: dict[str, tuple[Callable[[DaemonProcess], Any], str]] = {
         "token_not_yet_valid",
     ),
     "alg none": (lambda d: {"token": alg_none_token()}, "invalid_token"),
+    # time claims that are not numbers: a string exp must never make a session that
+    # cannot expire
+    "exp a numeric string": (lambda d: signed(d, exp="9999999999"), "invalid_token"),
+    "exp a word": (lambda d: signed(d, exp="soon"), "invalid_token"),
+    "iat a boolean": (lambda d: signed(d, iat=True), "invalid_token"),
+    "nbf a numeric string": (lambda d: signed(d, nbf="1000"), "invalid_token"),
+    "iat a numeric string": (lambda d: signed(d, iat="1000"), "invalid_token"),
 }
+
+
+def signed(d: DaemonProcess, **claims: Any) -> dict[str, str]:
+    """Auth carrying a well-signed token for alice with these claims as given."""
+    return {"token": jwt.encode({"sub": "alice", **claims}, d.env["RTCTL_JWT_SECRET"])}
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
