@@ -229,7 +229,9 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         raise ConfigError(f"{name} (from {origin}): {exc}") from None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
+    """The file's settings. Unknown keys raise ``ConfigError``, or with ``problems`` are
+    listed there (every one) and left out."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -238,8 +240,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
     unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
+    if unknown and problems is None:
         raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    for key in unknown:
+        assert problems is not None
+        problems.append(f"config file {path}: unknown setting {key!r}")
+        del data[key]
     return data
 
 
@@ -247,24 +253,38 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
+    problems: list[str] | None = None,
 ) -> Settings:
-    """Merge defaults, the config file, the environment and flags (``None`` means unset)."""
+    """Merge defaults, the config file, the environment and flags (``None`` means unset).
+
+    A value that cannot be read raises ``ConfigError``; with ``problems``, every such
+    value is listed there instead (its setting keeps the value of lower precedence)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     sources: dict[str, str] = {name: "default" for name in FIELDS}
+
+    def take(name: str, raw: Any, origin: str, source: str) -> None:
+        try:
+            values[name] = _coerce(name, raw, origin)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(exc.message)
+            return
+        sources[name] = source
+
     path = config_path or env.get("RTCTL_CONFIG")
     if path:
         origin = f"file {path}"
-        for name, raw in read_config_file(Path(path).expanduser()).items():
-            values[name], sources[name] = _coerce(name, raw, origin), origin
+        for name, raw in read_config_file(Path(path).expanduser(), problems).items():
+            take(name, raw, origin, origin)
     for name in FIELDS:
         var = env_name(name)
         if var in env:
-            values[name], sources[name] = _coerce(name, env[var], f"env {var}"), f"env {var}"
+            take(name, env[var], f"env {var}", f"env {var}")
     for name, raw in (flags or {}).items():
         if raw is not None and name in FIELDS:
-            values[name] = _coerce(name, raw, flag_name(name))
-            sources[name] = f"flag {flag_name(name)}"
+            take(name, raw, flag_name(name), f"flag {flag_name(name)}")
     return Settings(**values, sources=sources)
 
 

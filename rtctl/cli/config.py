@@ -12,7 +12,7 @@ from rtctl.cli import views
 from rtctl.cli.common import ALL_FLAGS, LISTING, Invocation, command, group
 from rtctl.cli.errors import FAILED, report
 from rtctl.cli.output import print_rows, say
-from rtctl.config import describe
+from rtctl.config import describe, load_settings
 from rtctl.errors import ConfigError
 
 app = group("config", "The effective configuration.")
@@ -29,7 +29,8 @@ def show(inv: Invocation) -> None:
 
 @command(app, "check", flags=ALL_FLAGS, shared=("quiet",))
 def check(inv: Invocation) -> None:
-    """Validate the configuration: exit 0 if it can run, else 1 with one line per problem."""
+    """Validate the configuration as `rtctl serve` would: exit 0 if the daemon can start
+    with it, else 1 with one line per problem (every one, not the first)."""
     found = problems(inv)
     for problem in found:
         report(f"config: {problem}")
@@ -39,8 +40,13 @@ def check(inv: Invocation) -> None:
 
 
 def problems(inv: Invocation) -> list[str]:
+    """Every problem ``serve`` would find, each once: values that cannot be read (every
+    one, unknown keys of the file too), then the checks ``serve`` runs before it starts."""
+    from rtctl.preflight import serve_problems
+
+    found: list[str] = []
     try:
-        settings = inv.settings
-    except ConfigError as exc:  # unreadable file or a value of the wrong type: no further checks
+        settings = load_settings(inv.flags, config_path=inv.config, problems=found)
+    except ConfigError as exc:  # the file itself cannot be read: nothing more to check
         return [exc.message]
-    return settings.problems()
+    return found + serve_problems(settings)

@@ -8,17 +8,14 @@ import sys
 from rtctl import keystore
 from rtctl.config import Settings
 from rtctl.errors import ConfigError
+from rtctl.preflight import serve_problems
 
 
 def serve(settings: Settings) -> None:
     """Run the daemon in the foreground until SIGTERM/SIGINT; raises ``ConfigError``."""
-    settings.check()
-    if not settings.embedded and not (settings.jwt_secret or settings.jwt_public_key):
-        # a generated secret is per data dir: each daemon would refuse the others' tokens
-        raise ConfigError(
-            "Redis mode needs one JWT key shared by every daemon: "
-            "set RTCTL_JWT_SECRET (or RTCTL_JWT_PUBLIC_KEY)"
-        )
+    problems = serve_problems(settings)  # the same checks as `rtctl config check`
+    if problems:
+        raise ConfigError("; ".join(problems))
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

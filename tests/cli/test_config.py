@@ -66,3 +66,26 @@ def test_check(cli: Cli, tmp_path: Path) -> None:
     # Elsewhere an invalid configuration is a usage error.
     assert cli("config", "show", "--config", str(unknown)).code == 2
     assert cli("sessions", "list", RTCTL_PORT="x").code == 2
+
+
+def test_check_lists_every_problem_serve_would_find(cli: Cli, tmp_path: Path) -> None:
+    """`config check` says "valid" only when `serve` starts, and lists every problem."""
+    many = tmp_path / "many.toml"
+    many.write_text('colour = 1\nflavour = "x"\nport = "high"\nrate_limit = "fast"\n')
+    found = cli("config", "check", "--config", str(many), RTCTL_CALL_TIMEOUT="soon")
+    assert found.code == 1
+    problems = found.err.splitlines()
+    assert len(problems) == 5, problems  # two unknown keys, three unreadable values
+    assert any("'colour'" in p for p in problems) and any("'flavour'" in p for p in problems)
+    assert any("call_timeout" in p for p in problems)
+
+    # Redis mode without a shared JWT key: serve refuses it, so check does too
+    redis = {"RTCTL_REDIS_URL": "redis://127.0.0.1:1/0", "RTCTL_JWT_SECRET": ""}
+    refused = cli("config", "check", **redis)
+    assert refused.code == 1 and "needs one JWT key" in refused.err
+    serve = cli("serve", "--port", "1", **redis)
+    assert serve.code == 2 and "needs one JWT key" in serve.err
+    sentinel = cli("config", "check", RTCTL_REDIS_URL="redis+sentinel://h1:x/svc")
+    assert sentinel.code == 1 and "bad sentinel address" in sentinel.err
+    app = cli("config", "check", RTCTL_APP="no_such_module_here:setup")
+    assert app.code == 1 and "cannot be found" in app.err
