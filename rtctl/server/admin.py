@@ -111,10 +111,14 @@ class AdminApp:
                 send, Response.json({"error": {"code": code, "message": message}}, status)
             )
             return
+        if not route.public and not self._authorized(scope):
+            # from the headers alone: a client without the token never makes us hold a body
+            response = error_response(errors.AuthError("missing or wrong admin token"))
+            response.headers.append((b"connection", b"close"))  # its body stays unread
+            await send_response(send, response)
+            return
         try:
             request = await self.router.read_request(scope, receive, params)
-            if not route.public:
-                self._authorize(request)
             response = await route.handler(request)
         except errors.RtctlError as exc:
             response = error_response(exc)
@@ -125,13 +129,11 @@ class AdminApp:
             )
         await send_response(send, response)
 
-    def _authorize(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self._token
-        ):
-            raise errors.AuthError("missing or wrong admin token")
+    def _authorized(self, scope: Scope) -> bool:
+        """Whether the request's ``Authorization`` header carries the admin token."""
+        header = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), b"")
+        scheme, _, token = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._token)
 
     def _declare(self) -> None:
         r, op = self.router, self.operator

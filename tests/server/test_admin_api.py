@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import jwt
 import pytest
 import socketio
 
-from tests.conftest import DaemonProcess
+from tests.conftest import ADMIN, DaemonProcess
 from tests.server.live_client import LiveClient, connect, http, until
 
 pytestmark = pytest.mark.anyio
@@ -202,6 +203,45 @@ def test_body_over_max_payload_is_413(make_daemon: Any) -> None:
     status, reply = d.http("POST", "/api/v1/tokens/revoke", raw=b" " * 500_000)
     assert status == 413
     assert d.http("GET", "/healthz", auth=False)[0] == 200
+
+
+def _raw_request(
+    d: DaemonProcess, head: str, partial_body: bytes, wait: float
+) -> tuple[bytes, float]:
+    """Send ``head`` and the first bytes of a body that never completes; return what the
+    daemon answers within ``wait`` seconds, and when it closed the connection (inf: it
+    did not)."""
+    with socket.create_connection(("127.0.0.1", d.port), timeout=wait) as raw:
+        started = time.monotonic()
+        raw.sendall(head.encode("latin-1") + partial_body)
+        received = b""
+        try:
+            while chunk := raw.recv(65536):
+                received += chunk
+        except TimeoutError:
+            return received, float("inf")
+    return received, time.monotonic() - started
+
+
+@pytest.mark.parametrize("authorization", ["", "Authorization: Bearer wrong-token\r\n"])
+def test_wrong_token_is_refused_before_the_body_is_read(
+    daemon: DaemonProcess, authorization: str
+) -> None:
+    """An unauthenticated client must not make the daemon hold a body: 401 at once, from
+    the headers alone, while the declared body has barely begun."""
+    head = (
+        "POST /api/v1/emit HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"{authorization}Content-Length: 1000000\r\n\r\n"
+    )
+    received, closed = _raw_request(daemon, head, b'{"event": "e", ', wait=3.0)
+    assert received.startswith(b"HTTP/1.1 401 "), received[:200]
+    assert b'"unauthorized"' in received
+    assert closed < 1.0, f"connection held {closed:.1f}s"  # nothing left waiting on it
+    # the admin token itself still waits for its body
+    good = head.replace("Host: t\r\n", f"Host: t\r\nAuthorization: Bearer {ADMIN}\r\n")
+    received, _ = _raw_request(daemon, good, b'{"event": "e", ', wait=1.0)
+    assert received == b""
+    assert daemon.http("GET", "/healthz", auth=False)[0] == 200
 
 
 # sessions, users, rooms ---------------------------------------------------------------------

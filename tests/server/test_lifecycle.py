@@ -16,7 +16,7 @@ import pytest
 import socketio
 
 from rtctl.auth import issue_token
-from tests.conftest import DaemonProcess, daemon_env, free_port
+from tests.conftest import ADMIN, DaemonProcess, daemon_env, free_port
 from tests.server.live_client import LiveClient, connect
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +82,10 @@ def test_second_signal_forces_exit(make_daemon: Any, second: signal.Signals) -> 
     d: DaemonProcess = make_daemon(RTCTL_DRAIN_GRACE="30")
     assert d.proc is not None
     with socket.create_connection(("127.0.0.1", d.port)) as hold:
-        hold.sendall(b"POST /api/v1/emit HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+        hold.sendall(
+            b"POST /api/v1/emit HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
+            + f"Authorization: Bearer {ADMIN}\r\n\r\n{{".encode()
+        )
         d.proc.send_signal(signal.SIGTERM)
         # the unfinished request holds the graceful shutdown for up to the 30 s grace
         assert wait_exit(d, 1.5) is None, "exited before the forcing signal"
