@@ -12,6 +12,7 @@ content}``; an upstream failure is a ``chat:message:error`` event, never a silen
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import re
 from typing import Any
@@ -72,8 +73,10 @@ async def upstream(ctx: TaskContext) -> None:
                 raise UpstreamError(f"the upstream answered HTTP {response.status}: "
                                     f"{_error_text(detail)}")  # fmt: skip
             buffer, finished = "", False
+            # a character's bytes may be split across reads: decode them as one stream
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             async for chunk in response.chunks():
-                buffer += chunk.decode(errors="replace")
+                buffer += decoder.decode(chunk)
                 events, buffer = sse_events(buffer)
                 for event in events:
                     if event == "[DONE]":

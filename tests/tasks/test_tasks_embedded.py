@@ -157,6 +157,26 @@ async def test_stop_closes_the_upstream_connection(
         await client.close()
 
 
+async def test_characters_split_across_upstream_reads_arrive_whole(
+    make_daemon: Any, upstream: Upstream
+) -> None:
+    d = make_daemon(RTCTL_UPSTREAM_URL=upstream.url)
+    client = await connect(d, "dora")
+    text = "café naïve 日本語 🎉 ok"  # 2-, 3- and 4-byte characters
+    try:
+        await start_chat(client, "bytes:" + text, model="gpt-test")
+        done = await client.next_event(
+            "events",
+            lambda e: e["data"]["type"] == "chat:completion" and e["data"]["data"].get("done"),
+            timeout=20,
+        )
+        assert done["data"]["data"]["content"] == text + " "
+        deltas = [c["delta"] for c in completions(client) if "delta" in c]
+        assert deltas == [word + " " for word in text.split(" ")]
+    finally:
+        await client.close()
+
+
 async def test_upstream_errors_become_error_events(make_daemon: Any, upstream: Upstream) -> None:
     d = make_daemon(RTCTL_UPSTREAM_URL=upstream.url)
     client = await connect(d, "erin")

@@ -2,7 +2,9 @@
 
 ``POST /v1/chat/completions`` answers Server-Sent Events, one word of the last user
 message every ``delay`` seconds; a request whose last message is ``fail`` gets HTTP
-500. ``disconnected`` records when a client hung up mid-stream.
+500; one whose last message starts with ``bytes:`` gets the rest of it back as raw
+UTF-8 (not JSON's ``\\u`` escapes), one byte per write, so multi-byte characters
+arrive split across reads. ``disconnected`` records when a client hung up mid-stream.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Upstream:
             return web.json_response({"error": {"message": "model overloaded"}}, status=500)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        if last.startswith("bytes:"):
+            await self._byte_by_byte(response, last.removeprefix("bytes:"))
+            return response
         try:
             for i in range(self.words):
                 chunk = {"choices": [{"delta": {"content": f"w{i} "}}]}
@@ -65,3 +70,14 @@ class Upstream:
             self.disconnected.append(time.monotonic())
             raise
         return response
+
+    async def _byte_by_byte(self, response: web.StreamResponse, text: str) -> None:
+        stream = b""
+        for word in text.split(" "):
+            chunk = {"choices": [{"delta": {"content": word + " "}}]}
+            stream += f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+        for i in range(len(stream)):
+            await response.write(stream[i : i + 1])  # one HTTP chunk, one read, per byte
+            await asyncio.sleep(0.002)
+        await response.write(b"data: [DONE]\n\n")
+        self.finished += 1
