@@ -102,6 +102,9 @@ def compact(
     if not all_docs and not docs:
         raise UsageError("give document ids (or '-' to read them from stdin) or --all")
     ids = None if all_docs else [doc_id(d) for d in read_ids(docs or [], "document id")]
+    if ids == []:  # '-' and nothing on stdin: nothing to compact
+        print_rows(inv, views.DOC_COMPACT, [], empty="no document to compact")
+        return
     results = inv.remote().doc_compact(ids, all_docs=all_docs)
     print_rows(inv, views.DOC_COMPACT, results, empty="no documents")
     done = [r for r in results if r.get("result") == "compacted"]

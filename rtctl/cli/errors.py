@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,8 +61,8 @@ def reported() -> Iterator[None]:
     try:
         yield
     except errors.RtctlError as exc:
-        if debug():
-            raise
+        if debug():  # the traceback, and the same exit code as without it
+            traceback.print_exc()
         report(exc.message)
         raise typer.Exit(exit_code(exc)) from None
     except (typer.Exit, typer.Abort, BrokenPipeError):
@@ -71,6 +72,6 @@ def reported() -> Iterator[None]:
         raise typer.Exit(130) from None  # 128 + SIGINT, as shells report it
     except Exception as exc:
         if debug():
-            raise
+            traceback.print_exc()
         report(f"internal error: {type(exc).__name__}: {exc} (RTCTL_DEBUG=1 shows the traceback)")
         raise typer.Exit(FAILED) from None

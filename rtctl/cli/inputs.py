@@ -17,15 +17,13 @@ STDIN = "-"
 
 
 def read_ids(args: list[str], what: str = "id") -> list[str]:
-    """``ID…`` arguments, or whitespace-separated ids on stdin for a lone ``-``."""
+    """``ID…`` arguments, or whitespace-separated ids on stdin for a lone ``-`` (possibly
+    none: the command then has nothing to do, and succeeds)."""
     if STDIN not in args:
         return args
     if args != [STDIN]:
         raise UsageError(f"give {what}s as arguments, or '-' alone to read them from stdin")
-    ids = sys.stdin.read().split()
-    if not ids:
-        raise UsageError(f"no {what} on stdin")
-    return ids
+    return sys.stdin.read().split()  # none is nothing to do: `… -q | rtctl … - -y` with no match
 
 
 def parse_data(arg: str | None) -> Any:

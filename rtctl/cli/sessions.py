@@ -48,6 +48,9 @@ def kick(
     With --dry-run, lists the sessions that would be kicked.
     """
     target = kick_target(sids or [], user)
+    if target.get("sids") == []:  # '-' and nothing on stdin: nothing to kick
+        print_rows(inv, views.KICK, [], empty="no session to kick")
+        return
     remote = inv.remote()
     if inv.dry_run:
         matching, missing = plan_kick(remote, target)

@@ -48,6 +48,9 @@ def stop(
     if sum((bool(ids), item is not None, all_tasks)) != 1:
         raise UsageError("give task ids (or '-' to read them from stdin), --item ID or --all")
     wanted = read_ids(ids, "task id") if ids else None
+    if wanted == []:  # '-' and nothing on stdin: nothing to stop
+        print_rows(inv, views.TASK_STOP, [], empty="no task to stop")
+        return
     remote = inv.remote()
     if inv.dry_run:
         found = remote.tasks(item=item)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -21,6 +22,7 @@ from types import FrameType
 
 import uvicorn
 
+from rtctl.errors import OperationFailed
 from rtctl.server.app import Components
 from rtctl.server.sio import close_transport
 
@@ -198,9 +200,34 @@ def run(parts: Components) -> None:
         # from it and from websockets costs ~70 µs per connect (bench/RESULTS.md)
         for name in ("uvicorn.error", "websockets"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    sock = listen(settings.host, settings.port)  # a busy port: one clear line, exit 1
     daemon = Daemon(config, parts)
     tune_gc()
-    daemon.run()
+    daemon.run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts (uvicorn would log a raw error
+    and exit 3, the code the CLI keeps for "not found")."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = " (is another rtctl, or another server, running there?)" if (
+            exc.errno == errno.EADDRINUSE) else ""  # fmt: skip
+        raise OperationFailed(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def tune_gc() -> None:

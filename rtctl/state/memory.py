@@ -239,7 +239,10 @@ def _discard(index: defaultdict[str, set[str]], key: str, sid: str) -> None:
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as fh:
+    # 0600 like the generated secrets: which tokens are revoked is the operator's business
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a tmp file left by an older version keeps its mode otherwise
+    with open(fd, "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
