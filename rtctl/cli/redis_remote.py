@@ -146,6 +146,12 @@ class RedisRemote:
     def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
         return self._run(lambda op: op.revoke(jti=jti, user_id=user))
 
+    def revocations(self) -> list[Record]:
+        return self._run(lambda op: _json(op.revocations()))
+
+    def unrevoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        return self._run(lambda op: op.unrevoke(jti=jti, user_id=user))
+
     def cleanup(self, *, dry_run: bool) -> Record:
         from rtctl.state.reaper import Reaper
 

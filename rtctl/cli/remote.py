@@ -51,6 +51,12 @@ class Remote(Protocol):
     def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
         """``{revoked, kind, disconnected: [sid…]}``."""
 
+    def revocations(self) -> list[Record]:
+        """``{kind: jti|user, id, until, before}`` for each revocation."""
+
+    def unrevoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        """``{unrevoked, kind}``; ``NotFound`` if it was not revoked."""
+
     def cleanup(self, *, dry_run: bool) -> Record:
         """``{dry_run, complete, sessions, nodes: [{node, sessions}…]}``."""
 
@@ -170,6 +176,14 @@ class AdminApiRemote:
     def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
         body = {"jti": jti} if jti is not None else {"user": user}
         result: Record = self._request("POST", "/tokens/revoke", body)
+        return result
+
+    def revocations(self) -> list[Record]:
+        return self._list("/tokens/revocations")
+
+    def unrevoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
+        body = {"jti": jti} if jti is not None else {"user": user}
+        result: Record = self._request("POST", "/tokens/unrevoke", body)
         return result
 
     def cleanup(self, *, dry_run: bool) -> Record:

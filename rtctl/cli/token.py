@@ -18,7 +18,7 @@ from rtctl.cli.output import confirm, print_fields, print_ids, print_json, print
 from rtctl.config import HMAC_ALGORITHMS, Settings
 from rtctl.errors import ConfigError, UsageError
 
-app = group("token", "Client tokens (JWT): issue, verify, revoke.")
+app = group("token", "Client tokens (JWT): issue, verify, revoke, unrevoke.")
 
 
 @command(app, "issue", flags=JWT_FLAGS)
@@ -143,6 +143,29 @@ def revoke(
         print_ids(gone)
     else:
         say(inv, f"revoked {what}; disconnected {len(gone)} session(s)")
+
+
+@command(app, "revocations", shared=LISTING, view=views.REVOCATION)
+def revocations(inv: Invocation) -> None:
+    """List revoked tokens (kind jti: refused until the token's horizon) and users (kind
+    user: every token issued before the cutoff is refused). Expired ones are pruned."""
+    print_rows(inv, views.REVOCATION, inv.remote().revocations(), empty="no revocations")
+
+
+@command(app, "unrevoke", shared=("quiet",))
+def unrevoke(
+    inv: Invocation,
+    jti: Annotated[str | None, typer.Option("--jti", metavar="ID", help="One token.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="ID", help="Every token of this user.")
+    ] = None,
+) -> None:
+    """Take a revocation back: the token (--jti) or the user's tokens (--user) are
+    accepted again. Exit 3 if it was not revoked."""
+    if (jti is None) == (user is None):
+        raise UsageError("give exactly one of --jti or --user")
+    inv.remote().unrevoke(jti=jti, user=user)
+    say(inv, f"unrevoked {'token ' + jti if jti is not None else 'user ' + str(user)}")
 
 
 def _iso(ts: float | None) -> str | None:

@@ -82,6 +82,11 @@ USAGE = View(
     id_field="model",
     columns=_cols("MODEL=model", "COUNT=count", "UPDATED=updated_at", "+SESSIONS=sessions"),
 )
+REVOCATION = View(
+    fields=("kind", "id", "until", "before"),
+    id_field="id",
+    columns=_cols("KIND=kind", "ID=id", "UNTIL=until", "BEFORE=before"),
+)
 KICK = View(
     fields=("sid", "result"),
     id_field="sid",

@@ -19,6 +19,7 @@ from rtctl.hub.peers import Peers, raise_for_error
 from rtctl.state.base import (
     NodeRecord,
     OnlineUser,
+    RevocationRecord,
     RoomRecord,
     SessionRecord,
     StateBackend,
@@ -184,6 +185,23 @@ class Operator:
         sids = sorted(s for r in replies for s in raise_for_error(r).get("sessions", []))
         return {"room": room, "user_id": user_id, "action": "join" if join else "leave",
                 "sessions": sids}  # fmt: skip
+
+    async def revocations(self) -> list[RevocationRecord]:
+        return await self.state.list_revocations()
+
+    async def unrevoke(
+        self, *, jti: str | None = None, user_id: str | None = None
+    ) -> dict[str, Any]:
+        """Accept a revoked token (by ``jti``) or a revoked user's tokens again."""
+        if (jti is None) == (user_id is None):
+            raise UsageError("unrevoke needs exactly one of jti or user")
+        if jti is not None:
+            found = await self.state.unrevoke_jti(valid_id(jti, "jti"))
+        else:
+            found = await self.state.unrevoke_user(valid_id(user_id, "user"))
+        if not found:
+            raise NotFound(f"{'token' if jti else 'user'} {jti or user_id} is not revoked")
+        return {"unrevoked": jti or user_id, "kind": "jti" if jti else "user"}
 
     # tasks -------------------------------------------------------------------------------------
 

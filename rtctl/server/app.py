@@ -28,6 +28,7 @@ from rtctl.hub.peers import Command, LocalPeers, Peers
 from rtctl.hub.sessions import SessionPool
 from rtctl.server import strictjson
 from rtctl.server.admin import AdminApp
+from rtctl.server.admin_tokens import declare_token_routes
 from rtctl.server.manager import FanoutManager
 from rtctl.server.metrics import CounterFn, Gauge, Metrics
 from rtctl.server.sio import HubServer, SocketIOEndpoint, SocketIOTransport
@@ -67,6 +68,7 @@ class Components:
     docs: Any = None  # rtctl.docs.service.DocService
     tasks: Any = None  # rtctl.tasks.runner.TaskRunner
     link: AppLink | None = None  # the auth hook and webhooks
+    revocations: Any = None  # rtctl.state.revocation_keeper.RevocationKeeper (Redis mode)
 
 
 def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
@@ -122,9 +124,10 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     tasks = _tasks(settings, state, transport, pool, hub, endpoint)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
+    declare_token_routes(admin.router, operator)
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper, docs, tasks, link)  # fmt: skip
+                      reaper, docs, tasks, link, _revocation_keeper(settings, state))  # fmt: skip
 
 
 def _doc_metrics(metrics: Metrics, docs: DocService) -> None:
@@ -225,6 +228,14 @@ def _tasks(
     if settings.app:
         load_app(settings.app, App(runner, chat, pool, transport, endpoint.register))
     return runner
+
+
+def _revocation_keeper(settings: Settings, state: StateBackend) -> Any:
+    if settings.embedded:  # the embedded state keeps its revocations in the data dir
+        return None
+    from rtctl.state.revocation_keeper import RevocationKeeper
+
+    return RevocationKeeper(state, settings.data_path)
 
 
 def _reaper(state: StateBackend, node_id: str) -> Any:

@@ -116,8 +116,11 @@ class Daemon(uvicorn.Server):
                 log.debug("reaper round skipped: %s", exc)
 
     async def _refresh(self) -> None:
-        """Refresh this node's liveness, and repair the backend's record of its sessions."""
+        """Refresh this node's liveness, and repair the backend's record of its sessions
+        and of the deployment's revocations."""
         await self.parts.hub.refresh_node()
+        if self.parts.revocations is not None:
+            await self.parts.revocations.sync()  # written back if Redis lost them
         if self.parts.tasks is not None:
             await self.parts.tasks.refresh()  # keeps its task records, takes stop intents
         added, removed = await self.parts.hub.pool.reconcile()

@@ -121,6 +121,21 @@ class TaskRecord:
                    float(d["started_at"]), None if item is None else str(item))  # fmt: skip
 
 
+@dataclass
+class RevocationRecord:
+    """A revoked token (``jti``, refused ``until`` its horizon) or user (every token
+    issued ``before`` the cutoff is refused)."""
+
+    kind: str  # "jti" or "user"
+    id: str
+    until: float | None = None
+    before: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "until": iso(self.until),
+                "before": iso(self.before)}  # fmt: skip
+
+
 class StateBackend(Protocol):
     """What the daemon and the CLI need from shared state."""
 
@@ -163,6 +178,9 @@ class StateBackend(Protocol):
     async def revoke_jti(self, jti: str, until: float) -> None: ...
     async def revoke_user(self, user_id: str, cutoff: float) -> None: ...
     async def is_revoked(self, jti: str | None, user_id: str, issued_at: float | None) -> bool: ...
+    async def list_revocations(self) -> list[RevocationRecord]: ...
+    async def unrevoke_jti(self, jti: str) -> bool: ...
+    async def unrevoke_user(self, user_id: str) -> bool: ...
 
     # tasks: each node writes only its own; listings show live nodes' tasks only
     async def add_task(self, task: TaskRecord) -> None: ...

@@ -89,6 +89,10 @@ class Keys:
         return f"{self.prefix}:revoked:jti:{jti}"
 
     @property
+    def revoked_jti_index(self) -> str:
+        return f"{self.prefix}:revoked:jtis"
+
+    @property
     def revoked_users(self) -> str:
         return f"{self.prefix}:revoked:users"
 

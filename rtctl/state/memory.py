@@ -20,6 +20,7 @@ from rtctl.config import Settings
 from rtctl.state.base import (
     NodeRecord,
     OnlineUser,
+    RevocationRecord,
     RoomRecord,
     SessionRecord,
     TaskRecord,
@@ -187,6 +188,22 @@ class MemoryState:
             return True
         cutoff = self._revoked_user.get(user_id)
         return cutoff is not None and (issued_at is None or issued_at < cutoff)
+
+    async def list_revocations(self) -> list[RevocationRecord]:
+        now = time.time()
+        out = [RevocationRecord("jti", j, until=u) for j, u in self._revoked_jti.items() if u > now]
+        out += [RevocationRecord("user", u, before=c) for u, c in self._revoked_user.items()]
+        return sorted(out, key=lambda r: (r.kind, r.id))
+
+    async def unrevoke_jti(self, jti: str) -> bool:
+        found = self._revoked_jti.pop(jti, None) is not None
+        await self._save_revocations()
+        return found
+
+    async def unrevoke_user(self, user_id: str) -> bool:
+        found = self._revoked_user.pop(user_id, None) is not None
+        await self._save_revocations()
+        return found
 
     # tasks ---------------------------------------------------------------------------------
 

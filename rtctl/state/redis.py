@@ -21,12 +21,14 @@ from rtctl.errors import BackendUnavailable
 from rtctl.state.base import (
     NodeRecord,
     OnlineUser,
+    RevocationRecord,
     RoomRecord,
     SessionRecord,
     TaskRecord,
     UsageRecord,
 )
 from rtctl.state.keys import Keys
+from rtctl.state.redis_revocations import RedisRevocations
 from rtctl.state.redis_url import open_client
 
 SCAN_BATCH = 1000  # entries per HSCAN round trip, and per event-loop turn
@@ -139,7 +141,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisState:
+class RedisState(RedisRevocations):
     name = "redis"
 
     def __init__(
@@ -390,25 +392,31 @@ class RedisState:
             await self.redis.zrem(k.usage_models, *dead)
         return out
 
-    # token revocation ----------------------------------------------------------------------
+    # token revocation (rtctl.state.redis_revocations) -------------------------------------
 
     @backend_call
     async def revoke_jti(self, jti: str, until: float) -> None:
-        await self.redis.set(self.keys.revoked_jti(jti), "1", pxat=int(until * 1000))
+        await self._revoke_jti(jti, until)
 
     @backend_call
     async def revoke_user(self, user_id: str, cutoff: float) -> None:
-        await self._run("revoke_user", [self.keys.revoked_users], [user_id, repr(cutoff)])
+        await self._revoke_user(user_id, cutoff)
 
     @backend_call
     async def is_revoked(self, jti: str | None, user_id: str, issued_at: float | None) -> bool:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.keys.revoked_jti(jti or ""))
-            pipe.hget(self.keys.revoked_users, user_id)
-            by_jti, cutoff = await pipe.execute()
-        if jti is not None and by_jti:
-            return True
-        return cutoff is not None and (issued_at is None or issued_at < float(cutoff))
+        return await self._is_revoked(jti, user_id, issued_at)
+
+    @backend_call
+    async def list_revocations(self) -> list[RevocationRecord]:
+        return await self._list_revocations()
+
+    @backend_call
+    async def unrevoke_jti(self, jti: str) -> bool:
+        return await self._unrevoke_jti(jti)
+
+    @backend_call
+    async def unrevoke_user(self, user_id: str) -> bool:
+        return await self._unrevoke_user(user_id)
 
     # tasks ---------------------------------------------------------------------------------
 

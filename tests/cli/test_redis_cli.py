@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import socketio
 
 from tests.cli.conftest import cli_env, run_cli
 from tests.conftest import DaemonProcess, free_port
@@ -128,3 +129,35 @@ async def test_pool_cleanup_sweeps_a_killed_daemon_with_no_daemon_running(
         assert again.out.strip() == "[]"
     finally:
         await client.close()
+
+
+async def test_revocations_survive_redis_restarting_empty(
+    make_daemon: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis restarts with nothing: the daemons write the revocations back; one taken
+    back before stays taken back."""
+    node = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="cli", RTCTL_NODE_TTL="1.5")
+    env = redis_env(redis_server, tmp_path)
+    banned, pardoned = node.token("banned"), node.token("pardoned")
+    for user in ("banned", "pardoned"):
+        done = await cli(["token", "revoke", "--user", user, "-y"], env)
+        assert done.code == 0, done.err
+    assert (await cli(["token", "unrevoke", "--user", "pardoned"], env)).code == 0
+    mirror = node.data_dir / "revocations-mirror.json"
+    await until(lambda: mirror.exists() and "banned" in mirror.read_text()
+                and "pardoned" not in mirror.read_text(), 10, "the node's mirror")  # fmt: skip
+    assert oct(mirror.stat().st_mode & 0o777) == "0o600"
+
+    redis_server.restart()  # empty: no persistence
+
+    async def listed() -> list[str]:
+        done = await cli(["token", "revocations", "-o", "name"], env)
+        return done.out.split() if done.code == 0 else []
+
+    await until(lambda: listed(), 15, "revocations written back")
+    assert await listed() == ["banned"]
+    refused = LiveClient(node, banned)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await refused.connect()
+    accepted = await LiveClient(node, pardoned).connect()
+    await accepted.close()

@@ -91,3 +91,30 @@ async def test_revoke_jti(hub: DaemonProcess, acli: Any, connect: Any) -> None:
     assert await client.gone_within(5)
     assert (await acli("token", "revoke", "-y")).code == 2
     assert (await acli("token", "revoke", "--jti", "a", "--user", "b", "-y")).code == 2
+
+
+async def test_revocations_are_listed_and_taken_back(
+    hub: DaemonProcess, acli: Any, connect: Any
+) -> None:
+    token = hub.token("forgiven")
+    jti_token = (await acli("token", "issue", "--user", "pardoned")).out.strip()
+    jti = (await acli("token", "verify", jti_token, "-o", "json")).json()["jti"]
+    assert (await acli("token", "revoke", "--user", "forgiven", "-y")).code == 0
+    assert (await acli("token", "revoke", "--jti", jti, "-y")).code == 0
+
+    listed = (await acli("token", "revocations", "-o", "json")).json()
+    mine = {(r["kind"], r["id"]): r for r in listed if r["id"] in ("forgiven", jti)}
+    assert mine[("user", "forgiven")]["before"] and mine[("user", "forgiven")]["until"] is None
+    assert mine[("jti", jti)]["until"] and mine[("jti", jti)]["before"] is None
+    refused = await connect(token)
+    assert not refused.sio.connected
+
+    assert (await acli("token", "unrevoke", "--user", "forgiven")).code == 0
+    assert (await acli("token", "unrevoke", "--jti", jti)).code == 0
+    assert (await connect(token)).sio.connected  # accepted again
+    assert (await connect(jti_token)).sio.connected
+    listed = (await acli("token", "revocations", "-o", "name")).lines
+    assert "forgiven" not in listed and jti not in listed
+    again = await acli("token", "unrevoke", "--user", "forgiven")
+    assert again.code == 3 and "not revoked" in again.err
+    assert (await acli("token", "unrevoke")).code == 2

@@ -1,0 +1,31 @@
+"""Admin API routes of revocations: the list, and taking one back."""
+
+from __future__ import annotations
+
+from rtctl import errors
+from rtctl.hub.operator import Operator
+from rtctl.server.router import Request, Response, Router
+
+API = "/api/v1"
+
+
+def declare_token_routes(r: Router, op: Operator) -> None:
+    @r.route("GET", f"{API}/tokens/revocations", "Revoked tokens (by jti) and users")
+    async def revocations(req: Request) -> Response:
+        return Response.json([x.to_json() for x in await op.revocations()])
+
+    @r.route(
+        "POST",
+        f"{API}/tokens/unrevoke",
+        "Accept a revoked token (jti) or a revoked user's tokens again",
+        body={
+            "type": "object",
+            "properties": {"jti": {"type": "string"}, "user": {"type": "string"}},
+        },
+    )
+    async def unrevoke(req: Request) -> Response:
+        body = req.json()
+        jti, user = body.get("jti"), body.get("user")
+        if not all(v is None or isinstance(v, str) for v in (jti, user)):
+            raise errors.UsageError("jti and user must be strings")
+        return Response.json(await op.unrevoke(jti=jti, user_id=user))
