@@ -58,6 +58,7 @@ class Settings:
     rate_burst: int = _opt(200, "events a session may send at once before the rate applies")
     max_sessions_per_user: int = _opt(64, "concurrent sessions per user; 0 disables")
     connect_rate: float = _opt(20.0, "new connections per second per client address; 0 disables")
+    max_tasks_per_user: int = _opt(8, "running tasks per user, deployment-wide; 0 disables")
     call_timeout: float = _opt(10.0, "default timeout of a server-to-client call, in seconds")
     connect_timeout: float = _opt(45.0, "seconds a new connection has to authenticate")
     usage_ttl: float = _opt(30.0, "seconds a model usage mark lives unless renewed")
@@ -129,7 +130,8 @@ class Settings:
                 out.append(f"{name}: must be positive")
         if self.doc_max_update > self.doc_max_bytes:
             out.append("doc_max_update: cannot exceed doc_max_bytes")
-        for name in ("rate_limit", "max_sessions_per_user", "connect_rate", "doc_rate"):
+        for name in ("rate_limit", "max_sessions_per_user", "connect_rate", "doc_rate",
+                     "max_tasks_per_user"):  # fmt: skip
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
         for name in ("call_timeout", "connect_timeout", "usage_ttl", "node_ttl", "drain_grace",

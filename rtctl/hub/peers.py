@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from rtctl.errors import NotFound, OperationFailed, RtctlError, UsageError
+from rtctl.errors import NotFound, OperationFailed, RateLimited, RtctlError, UsageError
 
 Command = dict[str, Any]
 CommandHandler = Callable[[Command], Awaitable[dict[str, Any]]]
@@ -60,6 +60,8 @@ class LocalPeers:
 _ERRORS: dict[str, type[RtctlError]] = {
     "not_found": NotFound,
     "invalid_request": UsageError,
+    "rate_limited": RateLimited,
+    "too_many_tasks": RateLimited,
 }
 
 

@@ -7,6 +7,9 @@ whatever it holds (an upstream HTTP connection) at once, then tells the user's r
 ``chat:tasks:cancel``. The user's room gets ``chat:active {active}`` when the first
 task of a chat starts and when its last one ends, deployment-wide.
 
+A user runs at most ``max_tasks_per_user`` tasks across the deployment (counted from
+the backend's listing); a task outlives its user's sessions and counts until it ends.
+
 Stops reach a task through the owner's command channel (op ``tasks_stop``); a
 durable stop intent in the backend covers an owner cut off from Redis for a moment:
 it finds the intent on its next refresh.
@@ -19,13 +22,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rtctl.auth import valid_id
 from rtctl.config import Settings
-from rtctl.errors import RtctlError, UsageError
+from rtctl.errors import RateLimited, RtctlError, UsageError
 from rtctl.hub.peers import Command
 from rtctl.hub.transport import Transport, user_room
 from rtctl.state.base import StateBackend, TaskRecord
@@ -70,6 +73,30 @@ class _Running:
     stopping: bool = False
 
 
+class _Turns:
+    """One lock per user, kept while anyone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def of(self, user_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(user_id, (asyncio.Lock(), 0))
+        self._locks[user_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[user_id]
+            if users == 1:
+                del self._locks[user_id]
+            else:
+                self._locks[user_id] = (lock, users - 1)
+
+
+_NO_TURN = contextlib.nullcontext()
+
+
 class TaskRunner:
     def __init__(
         self, state: StateBackend, transport: Transport, node_id: str, settings: Settings
@@ -80,6 +107,7 @@ class TaskRunner:
         self.settings = settings
         self.kinds: dict[str, TaskKind] = {}
         self._running: dict[str, _Running] = {}
+        self._turns = _Turns()
         self.stop_intent_ttl = max(60.0, settings.node_ttl * 4)
 
     def register_kind(self, name: str, run: TaskKind) -> None:
@@ -105,12 +133,17 @@ class TaskRunner:
         run = self.kinds.get(kind)
         if run is None:
             raise UsageError(f"unknown task kind {kind!r}")
-        record = TaskRecord(uuid.uuid4().hex, kind, user_id, self.node_id, time.time(), item_id)
-        first = item_id is not None and not await self._item_busy(item_id)
-        ctx = TaskContext(record.id, kind, user_id, item_id, message_id, dict(data or {}),
-                          self.settings, self._emit)  # fmt: skip
-        running = _Running(record, ctx)
-        self._running[record.id] = running  # before the backend: a refresh must keep it
+        # a user's starts on this node take their turn until each is among _running, so
+        # concurrent ones cannot all take the last place under the cap
+        async with self._turns.of(user_id) if self.settings.max_tasks_per_user else _NO_TURN:
+            await self._within_quota(user_id)
+            record = TaskRecord(uuid.uuid4().hex, kind, user_id, self.node_id, time.time(),
+                                item_id)  # fmt: skip
+            first = item_id is not None and not await self._item_busy(item_id)
+            ctx = TaskContext(record.id, kind, user_id, item_id, message_id, dict(data or {}),
+                              self.settings, self._emit)  # fmt: skip
+            running = _Running(record, ctx)
+            self._running[record.id] = running  # before the backend: a refresh must keep it
         try:
             await self.state.add_task(record)
         except BaseException:
@@ -120,6 +153,24 @@ class TaskRunner:
             await self._active(running, True)
         running.task = asyncio.create_task(self._run(running, run), name=f"task-{record.id}")
         return record
+
+    async def _within_quota(self, user_id: str) -> None:
+        """Refuse a start past ``max_tasks_per_user`` running tasks of the user across the
+        deployment: their tasks as the backend lists them, and this node's (some may not
+        be recorded yet). Tasks of a user with no session left count too."""
+        limit = self.settings.max_tasks_per_user
+        if not limit:
+            return
+        listed = await self.state.list_tasks()
+        ids = {t.id for t in listed if t.user_id == user_id}
+        ids |= {r.record.id for r in self._running.values() if r.record.user_id == user_id}
+        count = len(ids)
+        if count >= limit:
+            raise RateLimited(
+                f"user {user_id} already has {count} running tasks (limit {limit}); "
+                "stop one or wait for one to end",
+                code="too_many_tasks",
+            )
 
     async def _item_busy(self, item_id: str, skip: str | None = None) -> bool:
         if any(r.record.item_id == item_id and r.record.id != skip

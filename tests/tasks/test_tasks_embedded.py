@@ -204,6 +204,46 @@ async def test_upstream_errors_become_error_events(make_daemon: Any, upstream: U
         await client.close()
 
 
+async def test_tasks_per_user_are_capped(make_daemon: Any) -> None:
+    """Eight running tasks per user by default: the next is refused, to a client and to
+    the app's admin API alike, and a task that ends makes room again."""
+    d = make_daemon(RTCTL_ECHO_DELAY="0.2")
+    alice, bob = await connect(d, "alice"), await connect(d, "bob")
+    try:
+        acks = [await start_chat(alice, LONG, chat=f"c{i}") for i in range(8)]
+        assert all("task_id" in ack for ack in acks), acks
+        refused = await start_chat(alice, LONG, chat="c8")
+        assert refused["ok"] is False and refused["error"]["code"] == "too_many_tasks"
+        assert "8" in refused["error"]["message"]
+        status, body = await http(d, "POST", "/api/v1/tasks", {"kind": "echo", "user": "alice"})
+        assert status == 429 and body["error"]["code"] == "too_many_tasks", body
+        assert "task_id" in await start_chat(bob, "hi", chat="b1")  # the cap is per user
+
+        stopped = await http(d, "POST", "/api/v1/tasks/stop", {"ids": [acks[0]["task_id"]]})
+        assert stopped[1]["results"][0]["result"] == "stopped"
+        assert "task_id" in await start_chat(alice, LONG, chat="c9")
+
+        # the user's last session leaves: the tasks run on, and still count
+        await alice.close()
+        listed = (await http(d, "GET", "/api/v1/tasks"))[1]
+        assert len([t for t in listed if t["user_id"] == "alice"]) == 8
+        alice = await connect(d, "alice")
+        assert (await start_chat(alice, LONG, chat="c10"))["error"]["code"] == "too_many_tasks"
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_task_cap_zero_disables_it(make_daemon: Any) -> None:
+    d = make_daemon(RTCTL_ECHO_DELAY="0.2", RTCTL_MAX_TASKS_PER_USER="0")
+    client = await connect(d, "alice")
+    try:
+        acks = [await start_chat(client, LONG, chat=f"c{i}") for i in range(20)]
+        assert all("task_id" in ack for ack in acks), acks
+    finally:
+        await client.close()
+
+
 async def test_drain_stops_tasks_cleanly(make_daemon: Any) -> None:
     d = make_daemon(RTCTL_ECHO_DELAY="0.05")
     client = await connect(d, "fred")

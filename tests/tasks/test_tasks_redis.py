@@ -120,3 +120,25 @@ async def test_a_stop_intent_reaches_an_owner_that_was_cut_off(
         assert out.json() == []
     finally:
         await client.close()
+
+
+async def test_the_task_cap_counts_every_node(make_daemon: Any, redis_server: RedisServer) -> None:
+    env = {"RTCTL_REDIS_URL": redis_server.url, "RTCTL_PREFIX": "cap",
+           "RTCTL_ECHO_DELAY": "0.2", "RTCTL_MAX_TASKS_PER_USER": "4"}  # fmt: skip
+    a = make_daemon(RTCTL_NODE_ID="node-a", **env)
+    b = make_daemon(RTCTL_NODE_ID="node-b", **env)
+    on_b = await connect(b, "alice")
+    many_on_a = [await connect(a, "alice") for _ in range(8)]
+    try:
+        assert "task_id" in await start_chat(on_b, LONG, chat="b1")
+        # concurrent starts on one node (from many sessions: one session's events run in
+        # turn) take the places left, and no more
+        acks = await asyncio.gather(*(start_chat(c, LONG, chat=f"a{i}")
+                                      for i, c in enumerate(many_on_a)))  # fmt: skip
+        assert sum("task_id" in ack for ack in acks) == 3, acks
+        assert {ack["error"]["code"] for ack in acks if "error" in ack} == {"too_many_tasks"}
+        refused = await start_chat(on_b, LONG, chat="b2")
+        assert refused["error"]["code"] == "too_many_tasks", refused
+    finally:
+        for client in (on_b, *many_on_a):
+            await client.close()
