@@ -97,8 +97,10 @@ Every command and option of `rtctl`, with the help it prints. The contract behin
 - **Where the CLI looks.** Embedded mode (no Redis URL) reaches the daemon's admin API
   at `--url` / `RTCTL_URL` (default `http://127.0.0.1:7480`) with the admin token from
   `--admin-token` / `RTCTL_ADMIN_TOKEN` / the config file, else the token the daemon
-  generated in the data dir (`--data-dir` / `RTCTL_DATA_DIR`). This version cannot read
-  Redis directly: with a Redis URL set, commands that need the hub exit 2 and say so.
+  generated in the data dir (`--data-dir` / `RTCTL_DATA_DIR`). With a Redis URL
+  (`--redis-url` / `RTCTL_REDIS_URL`) every command works on Redis directly, no daemon
+  needed: listings read the deployment's state, and actions on sessions reach the node
+  that holds them.
 - **Configuration.** Every command takes `--config PATH` (or `RTCTL_CONFIG`). Precedence:
   flag > environment > config file > default. `rtctl serve`, `config show` and
   `config check` take every setting as a flag.

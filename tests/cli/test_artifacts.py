@@ -86,3 +86,14 @@ def test_fish_loads_the_script() -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_the_contract_in_docs_is_the_shared_one() -> None:
+    """docs/SPEC.md is the contract as the project shares it (../shared/SPEC.md, beside
+    the checkout), kept in the repository so its readers find it."""
+    shared = ROOT.parent / "shared" / "SPEC.md"
+    if not shared.exists():
+        pytest.skip("no ../shared beside this checkout")
+    assert (ROOT / "docs" / "SPEC.md").read_text() == shared.read_text(), (
+        "docs/SPEC.md differs from ../shared/SPEC.md: copy it over"
+    )
