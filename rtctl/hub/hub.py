@@ -157,6 +157,8 @@ class Hub:
         model = body.get("model")
         if not isinstance(model, str) or not model or len(model) > MAX_MODEL_NAME:
             raise UsageError(f"model must be a name of 1 to {MAX_MODEL_NAME} characters")
+        if not model.isprintable():  # operators read it in listings: no terminal controls
+            raise UsageError("model must be printable: no control or formatting characters")
         self.pool.identity(sid)
         await self.state.mark_usage(model, sid, time.time(), self.usage_ttl)
         return {"ok": True}

@@ -248,8 +248,10 @@ async def test_usage_marks_a_model_until_it_expires(make_daemon: Any) -> None:
             assert [u["model"] for u in await usage()] == ["llama3"]
         # left alone, it expires
         await until(lambda: _empty(usage()), 4.0, "the usage mark to expire")
-        for bad in [{}, {"model": ""}, {"model": 7}, {"model": "m" * 300}]:
-            assert refused(await c.call("usage", bad), "invalid_request")
+        control = ["gpt\x1b[2J", "a\nb", "tab\there", "nul\x00", "\x7f", "rtl\u202eevil", "\x9b31m"]
+        for bad in [{}, {"model": ""}, {"model": 7}, {"model": "m" * 300},
+                    *({"model": name} for name in control)]:  # fmt: skip
+            assert refused(await c.call("usage", bad), "invalid_request"), bad
         assert await usage() == []
     finally:
         await c.close()
