@@ -79,8 +79,8 @@ class Reaper:
         return token
 
     async def dead_nodes(self) -> list[str]:
-        cutoff = int((time.time() - self.state.node_ttl) * 1000)
-        raw = await self.state.redis.zrangebyscore(self.keys.nodes, "-inf", cutoff)
+        now = int(time.time() * 1000)  # past the deadline each node registered with
+        raw = await self.state.redis.zrangebyscore(self.keys.nodes, "-inf", f"({now}")
         return sorted(n.decode() if isinstance(n, bytes) else n for n in raw)
 
     @backend_call

@@ -183,12 +183,13 @@ class RedisState(RedisRevocations):
                 "started_at": node.started_at, "last_seen_at": node.last_seen_at,
                 "sessions": node.sessions, "url": node.url})  # fmt: skip
             pipe.pexpire(k.node(node.id), int(self.node_ttl * 4000))
-            pipe.zadd(k.nodes, {node.id: int(node.last_seen_at * 1000)})
+            # scored by the node's own deadline: readers need not know its node_ttl
+            pipe.zadd(k.nodes, {node.id: int((node.last_seen_at + self.node_ttl) * 1000)})
             await pipe.execute()
 
     async def live_node_ids(self) -> list[str]:
-        since = int((time.time() - self.node_ttl) * 1000)
-        return [_text(n) for n in await self.redis.zrangebyscore(self.keys.nodes, since, "+inf")]
+        now = int(time.time() * 1000)  # a node is live until the deadline it registered
+        return [_text(n) for n in await self.redis.zrangebyscore(self.keys.nodes, now, "+inf")]
 
     @backend_call
     async def list_nodes(self) -> list[NodeRecord]:
@@ -442,14 +443,14 @@ class RedisState(RedisRevocations):
     async def find_task(self, task_id: str) -> tuple[TaskRecord, bool] | None:
         # every registered node, dead ones too (until reaped): a dead owner is "owner-gone"
         nodes = await self.redis.zrange(self.keys.nodes, 0, -1, withscores=True)
-        since = (time.time() - self.node_ttl) * 1000
+        now = time.time() * 1000
         async with self.redis.pipeline(transaction=False) as pipe:
             for node_id, _ in nodes:
                 pipe.hget(self.keys.tasks(_text(node_id)), task_id)
             rows = await pipe.execute()
-        for (_, seen), raw in zip(nodes, rows, strict=True):
+        for (_, deadline), raw in zip(nodes, rows, strict=True):
             if raw is not None:
-                return TaskRecord.from_wire(json.loads(raw)), seen >= since
+                return TaskRecord.from_wire(json.loads(raw)), deadline >= now
         return None
 
     @backend_call

@@ -161,3 +161,24 @@ async def test_revocations_survive_redis_restarting_empty(
         await refused.connect()
     accepted = await LiveClient(node, pardoned).connect()
     await accepted.close()
+
+
+async def test_the_cli_knows_a_dead_node_by_the_node_s_own_ttl(
+    make_daemon: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A deployment with node_ttl 2 s: a killed daemon leaves the CLI's listings within
+    it, though the CLI runs with the default node_ttl (15 s)."""
+    node = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="cli", RTCTL_NODE_TTL="2",
+                       RTCTL_NODE_ID="short-lived")  # fmt: skip
+    env = {k: v for k, v in redis_env(redis_server, tmp_path).items() if k != "RTCTL_NODE_TTL"}
+
+    async def listed() -> list[str]:
+        return (await cli(["nodes", "list", "-o", "name"], env)).out.split()
+
+    assert await listed() == ["short-lived"]
+    node.stop(signal.SIGKILL)
+
+    async def gone() -> bool:
+        return "short-lived" not in await listed()
+
+    await until(gone, 8, "the dead node to drop out")
