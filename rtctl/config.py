@@ -52,6 +52,7 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = _opt((), "allowed JWT algorithms (comma-separated)")
     admin_token: str = _opt("", "bearer token of the admin HTTP API", secret=True)
     url: str = _opt(f"http://127.0.0.1:{DEFAULT_PORT}", "where the CLI finds an embedded daemon")
+    request_timeout: float = _opt(10.0, "seconds the CLI waits for the daemon or Redis to answer")
     cors_origins: tuple[str, ...] = _opt((), "allowed browser origins; empty means same origin")
     max_payload: int = _opt(1_000_000, "largest Socket.IO message or HTTP body, in bytes")
     rate_limit: float = _opt(100.0, "events per second per session; 0 disables")
@@ -134,7 +135,8 @@ class Settings:
                      "max_tasks_per_user"):  # fmt: skip
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
-        for name in ("call_timeout", "connect_timeout", "usage_ttl", "node_ttl", "drain_grace",
+        for name in ("request_timeout", "call_timeout", "connect_timeout", "usage_ttl", "node_ttl",
+                     "drain_grace",
                      "auth_hook_timeout", "auth_hook_cache", "webhook_debounce"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be a positive number of seconds")

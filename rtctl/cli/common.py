@@ -40,7 +40,8 @@ class Output(StrEnum):
 
 
 # Settings a command that talks to the hub takes as flags (the rest: env or file only).
-REMOTE_FLAGS = ("url", "admin_token", "redis_url", "redis_cluster", "prefix", "data_dir")
+REMOTE_FLAGS = ("url", "admin_token", "redis_url", "redis_cluster", "prefix", "data_dir",
+                "request_timeout")  # fmt: skip
 # Settings that locate the JWT key for `token issue` / `token verify`.
 JWT_FLAGS = ("jwt_secret", "jwt_public_key", "jwt_algorithms", "data_dir")
 ALL_FLAGS = tuple(FIELDS)

@@ -62,7 +62,7 @@ class RedisRemote:
                           call_timeout=s.call_timeout,
                           hook_cache=RedisHookCache(client, state.keys))  # fmt: skip
             try:
-                await state.ping()
+                await self._ping(state)
                 return await action(op)
             except (RedisError, OSError) as exc:
                 raise BackendUnavailable(f"{self.where}: {exc}") from exc
@@ -70,6 +70,16 @@ class RedisRemote:
                 await state.close()
 
         return asyncio.run(go())
+
+    async def _ping(self, state: RedisState) -> None:
+        """Redis answers within --timeout, or the command gives up (exit 69)."""
+        try:
+            async with asyncio.timeout(self.settings.request_timeout):
+                await state.ping()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"{self.where} did not answer within {self.settings.request_timeout:g}s"
+            ) from None
 
     def _run_docs(self, action: Callable[[DocOperator], Awaitable[T]]) -> T:
         """Like ``_run``, with a ``DocOperator`` on the deployment's document store."""
@@ -85,7 +95,7 @@ class RedisRemote:
             store = RedisDocStore(client, s.prefix, max_doc_bytes=s.doc_max_bytes,
                                   close_client=False)  # fmt: skip
             try:
-                await state.ping()
+                await self._ping(state)
                 return await action(DocOperator(store, state))
             except (RedisError, OSError) as exc:
                 raise BackendUnavailable(f"{self.where}: {exc}") from exc

@@ -108,7 +108,13 @@ class AdminApiRemote:
     API = "/api/v1"
 
     def __init__(
-        self, url: str, token: str | None, token_from: str, *, call_timeout: float = 10.0
+        self,
+        url: str,
+        token: str | None,
+        token_from: str,
+        *,
+        call_timeout: float = 10.0,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -116,6 +122,8 @@ class AdminApiRemote:
         self.where, self._parts = url, parts
         self._token, self._token_from = token, token_from
         self._call_timeout = call_timeout
+        self._timeout = timeout
+        self._long = max(LONG_TIMEOUT, timeout)  # stops and compactions: longer than a listing
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdminApiRemote:
@@ -126,7 +134,8 @@ class AdminApiRemote:
             origin = settings.sources.get("admin_token", "configuration")
         else:
             origin = f"file {Path(settings.data_path) / keystore.ADMIN_TOKEN_FILE}"
-        return cls(settings.url, token, origin, call_timeout=settings.call_timeout)
+        return cls(settings.url, token, origin, call_timeout=settings.call_timeout,
+                   timeout=settings.request_timeout)  # fmt: skip
 
     def status(self) -> Record:
         result: Record = self._request("GET", "/status")
@@ -170,7 +179,7 @@ class AdminApiRemote:
     def call(self, sid: str, event: str, data: Any, timeout: float | None) -> Any:
         body = {"event": event, "sid": sid, "data": data, "timeout": timeout}
         # The HTTP request must outlive the call it waits for.
-        wait = (self._call_timeout if timeout is None else timeout) + REQUEST_TIMEOUT
+        wait = (self._call_timeout if timeout is None else timeout) + self._timeout
         return self._request("POST", "/call", body, timeout=wait).get("reply")
 
     def revoke(self, *, jti: str | None = None, user: str | None = None) -> Record:
@@ -199,7 +208,7 @@ class AdminApiRemote:
         body: Record = (
             {"all": True} if all_tasks else {"item": item} if item is not None else {"ids": ids}
         )
-        result = self._request("POST", "/tasks/stop", body, timeout=LONG_TIMEOUT)
+        result = self._request("POST", "/tasks/stop", body, timeout=self._long)
         if not isinstance(result, dict) or not isinstance(result.get("results"), list):
             raise OperationFailed(f"unexpected answer from {self.where}{self.API}/tasks/stop")
         results: list[Record] = result["results"]
@@ -215,7 +224,7 @@ class AdminApiRemote:
     def doc_compact(self, ids: list[str] | None = None, *, all_docs: bool = False) -> list[Record]:
         body: Record = {"all": True} if all_docs else {"ids": ids or []}
         # a compaction merges whole documents: give it longer than a listing
-        result = self._request("POST", "/docs/compact", body, timeout=LONG_TIMEOUT)
+        result = self._request("POST", "/docs/compact", body, timeout=self._long)
         if not isinstance(result, dict) or not isinstance(result.get("results"), list):
             raise OperationFailed(f"unexpected answer from {self.where}{self.API}/docs/compact")
         results: list[Record] = result["results"]
@@ -223,7 +232,7 @@ class AdminApiRemote:
 
     def doc_export(self, doc_id: str, fmt: str) -> bytes:
         path = f"/docs/{quote(doc_id, safe='')}/export?{urlencode({'format': fmt})}"
-        data: bytes = self._request("GET", path, timeout=LONG_TIMEOUT, raw=True)
+        data: bytes = self._request("GET", path, timeout=self._long, raw=True)
         return data
 
     def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
@@ -253,7 +262,7 @@ class AdminApiRemote:
         conn_cls = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout or REQUEST_TIMEOUT)
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout or self._timeout)
         headers = {"Accept": "application/json", "User-Agent": "rtctl-cli"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"

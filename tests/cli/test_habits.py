@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.cli.conftest import Cli, cli_env
 from tests.conftest import ROOT, DaemonProcess, daemon_env, free_port
+from tests.redis_server import RedisServer
 
 
 def test_an_empty_pipeline_is_nothing_to_do(cli: Cli) -> None:
@@ -66,3 +67,33 @@ def test_revocations_file_is_private(tmp_path: Path) -> None:
         assert mode == 0o600, oct(mode)
     finally:
         d.stop()
+
+
+def test_request_timeout_bounds_a_hung_daemon_and_a_stopped_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    import signal
+    import time
+
+    from tests.cli.conftest import run_cli
+
+    with socket.socket() as hung:  # accepts connections, never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        env = cli_env(f"http://127.0.0.1:{hung.getsockname()[1]}", tmp_path)
+        started = time.monotonic()
+        done = run_cli(["sessions", "list", "--request-timeout", "1"], env)
+        assert done.code == 69, done.err
+        assert time.monotonic() - started < 5
+    redis = redis_server
+    env = cli_env(f"http://127.0.0.1:{free_port()}", tmp_path, RTCTL_REDIS_URL=redis.url,
+                  RTCTL_REQUEST_TIMEOUT="1")  # fmt: skip
+    assert redis.proc is not None
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        done = run_cli(["sessions", "list"], env)
+        assert done.code == 69 and "did not answer within 1s" in done.err, done.err
+        assert time.monotonic() - started < 5
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
