@@ -94,6 +94,7 @@ class Settings:
     )
     drain_grace: float = _opt(10.0, "seconds SIGTERM waits for clients and tasks to finish")
     log_level: str = _opt("info", "debug, info, warning or error")
+    log_format: str = _opt("text", "text, or json: one JSON object per line")
 
     # Filled by load_settings: where each value came from.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -161,6 +162,8 @@ class Settings:
             out.append("jwt_secret and jwt_public_key are both set: choose one key")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             out.append(f"log_level: {self.log_level!r} is not debug, info, warning or error")
+        if self.log_format not in ("text", "json"):
+            out.append(f"log_format: {self.log_format!r} is not text or json")
         if self.echo_delay < 0:
             out.append("echo_delay: must be 0 or a positive number of seconds")
         out += self._url_problems()

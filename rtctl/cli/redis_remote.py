@@ -57,7 +57,8 @@ class RedisRemote:
             s = self.settings
             client = open_client(s.redis_url, cluster=s.redis_cluster)
             state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
-            peers = RedisPeers(client, state.keys, state.live_node_ids, sharded=s.redis_cluster)
+            peers = RedisPeers(client, state.keys, state.live_node_ids, sharded=s.redis_cluster,
+                               origin=self.origin)  # fmt: skip
             op = Operator(state, peers, RoomPublisher(peers, state.keys, self.origin),
                           call_timeout=s.call_timeout,
                           hook_cache=RedisHookCache(client, state.keys))  # fmt: skip

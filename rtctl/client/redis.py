@@ -51,7 +51,8 @@ class RedisWay:
         self.redis = open_client(url, cluster=cluster)
         self.state = RedisState(self.redis, prefix, self.origin)
         self.keys = self.state.keys
-        self.peers = RedisPeers(self.redis, self.keys, self.state.live_node_ids, sharded=cluster)
+        self.peers = RedisPeers(self.redis, self.keys, self.state.live_node_ids, sharded=cluster,
+                                origin=self.origin)  # fmt: skip
         self.operator = Operator(self.state, self.peers, RoomPublisher(self.peers, self.keys,
                                  self.origin), call_timeout=timeout,
                                  hook_cache=RedisHookCache(self.redis, self.keys))  # fmt: skip

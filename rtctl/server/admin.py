@@ -17,6 +17,7 @@ from rtctl.docs.operator import EXPORT_CONTENT_TYPES, EXPORT_FORMATS, DocOperato
 from rtctl.hub.operator import Operator
 from rtctl.hub.transport import user_room
 from rtctl.server.admin_app import declare_app_routes
+from rtctl.server.logs import audit, kept
 from rtctl.server.metrics import Metrics
 from rtctl.server.router import Receive, Request, Response, Router, Scope, Send, send_response
 
@@ -36,6 +37,8 @@ HTTP_STATUS: list[tuple[type[errors.RtctlError], int]] = [
 ]
 
 API = "/api/v1"
+# The app's own traffic (its emits, its tasks), not operators' actions: not audited
+DATA_PLANE = frozenset({f"{API}/emit/batch", f"{API}/tasks"})
 FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
 TARGET_SCHEMA = {"user": {"type": "string"}, "room": {"type": "string"}, "sid": {"type": "string"}}
 
@@ -73,6 +76,20 @@ def _str_list(body: dict[str, Any], key: str) -> list[str]:
     ):
         raise errors.UsageError(f"{key} must be a list of at most 10000 strings")
     return value
+
+
+def _audit(scope: Scope, template: str, request: Request | None, response: Response) -> None:
+    """Who did what through the admin API, and how it went (rtctl.server.logs)."""
+    client = scope.get("client") or ("?", 0)
+    body: Any = None
+    if request is not None:
+        try:
+            body = request.json()
+        except errors.RtctlError:
+            body = None
+    target = {**request.params, **kept(body)} if request is not None else {}
+    result = "ok" if response.status < 400 else f"HTTP {response.status}"
+    audit(f"admin API {client[0]}:{client[1]}", f"{scope['method']} {template}", target, result)
 
 
 class AdminApp:
@@ -117,6 +134,7 @@ class AdminApp:
             response.headers.append((b"connection", b"close"))  # its body stays unread
             await send_response(send, response)
             return
+        request = None
         try:
             request = await self.router.read_request(scope, receive, params)
             response = await route.handler(request)
@@ -127,6 +145,8 @@ class AdminApp:
             response = Response.json(
                 {"error": {"code": "internal", "message": "internal error"}}, 500
             )
+        if route.method != "GET" and route.template not in DATA_PLANE:
+            _audit(scope, route.template, request, response)
         await send_response(send, response)
 
     def _authorized(self, scope: Scope) -> bool:

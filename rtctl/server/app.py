@@ -29,6 +29,7 @@ from rtctl.hub.sessions import SessionPool
 from rtctl.server import strictjson
 from rtctl.server.admin import AdminApp
 from rtctl.server.admin_tokens import declare_token_routes
+from rtctl.server.logs import audit
 from rtctl.server.manager import FanoutManager
 from rtctl.server.metrics import CounterFn, Gauge, Metrics
 from rtctl.server.sio import HubServer, SocketIOEndpoint, SocketIOTransport
@@ -238,6 +239,26 @@ def _revocation_keeper(settings: Settings, state: StateBackend) -> Any:
     return RevocationKeeper(state, settings.data_path)
 
 
+AUDITED_OPS = frozenset({"kick", "revoke", "rooms", "tasks_stop", "tasks_start", "emit", "call"})
+
+
+def audited(handler: Any) -> Any:
+    """A node's command handler that leaves an audit line for each command another
+    node, the CLI or the Python client sent it (rtctl.server.logs)."""
+
+    async def handle(command: Command) -> dict[str, Any]:
+        reply: dict[str, Any] = await handler(command)
+        op = command.get("op")
+        if op in AUDITED_OPS:
+            target = {k: v for k, v in command.items()
+                      if k not in ("op", "reply", "from", "data")}  # fmt: skip
+            result = "ok" if "error" not in reply else str(reply["error"].get("code"))
+            audit(str(command.get("from") or "a peer"), f"command {op}", target, result)
+        return reply
+
+    return handle
+
+
 def _reaper(state: StateBackend, node_id: str) -> Any:
     from rtctl.state.redis import RedisState
 
@@ -272,7 +293,7 @@ def _peers(
                        node_id=hub.node.id, local=hub.handle_command)  # fmt: skip
 
     async def on_command(command: Command) -> None:
-        await peers.answer(command, hub.handle_command)
+        await peers.answer(command, audited(hub.handle_command))
 
     bus = RedisBus(state.redis, state.keys.node_channel(hub.node.id), manager.deliver,
                    sharded=settings.redis_cluster)  # fmt: skip

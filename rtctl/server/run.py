@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from rtctl import keystore
 from rtctl.config import Settings
 from rtctl.errors import ConfigError
 from rtctl.preflight import serve_problems
+from rtctl.server import logs
 
 
 def serve(settings: Settings) -> None:
@@ -16,11 +16,7 @@ def serve(settings: Settings) -> None:
     problems = serve_problems(settings)  # the same checks as `rtctl config check`
     if problems:
         raise ConfigError("; ".join(problems))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     jwt_secret, admin_token, created = keystore.ensure_generated(settings)
     for path in created:
         print(f"rtctl: generated {path.name} in {path.parent} (mode 0600)", file=sys.stderr)

@@ -34,6 +34,7 @@ class RedisPeers:
         sharded: bool = False,
         node_id: str | None = None,
         local: CommandHandler | None = None,
+        origin: str | None = None,
     ) -> None:
         self.redis = client
         self.keys = keys
@@ -41,6 +42,7 @@ class RedisPeers:
         self.sharded = sharded
         self.node_id = node_id
         self.local = local
+        self.origin = origin or node_id  # who sends the commands, for the nodes' audit
 
     async def publish(self, channel: str, message: bytes) -> int:
         if self.sharded:
@@ -53,7 +55,8 @@ class RedisPeers:
         if node_id == self.node_id and self.local is not None:
             return await self.local({"op": op, **fields})
         reply_key = self.keys.reply(uuid.uuid4().hex)
-        message = wire.encode_command(op, reply=reply_key, **fields)
+        extra = {"from": self.origin} if self.origin else {}
+        message = wire.encode_command(op, reply=reply_key, **extra, **fields)
         if await self.publish(self.keys.node_channel(node_id), message) == 0:
             return None  # nobody listens on that node's channel: the node is gone
         deadline = time.monotonic() + timeout
