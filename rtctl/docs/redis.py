@@ -13,6 +13,7 @@ document is one single-slot Lua script in ``lua/``)::
                                        had one -> its seq: an append tried again is
                                        stored once
     <prefix>:docs              zset    document id -> when it was last indexed (µs)
+    <prefix>:docs:probe        string  the last probe's time (see ``probe()``), for a minute
 
 The index lives in another slot, so it is written with separate commands. It is a
 superset of the documents: a writer indexes an id before the append that creates
@@ -85,6 +86,11 @@ class DocKeys:
     @property
     def index(self) -> str:
         return f"{self.prefix}:docs"
+
+    @property
+    def probe(self) -> str:
+        """Written by ``probe()``; gone a minute later."""
+        return f"{self.prefix}:docs:probe"
 
     def doc(self, doc_id: str) -> list[str]:
         """meta, log, snapshot, clock summary, recent writes of one document (one slot)."""
@@ -304,6 +310,11 @@ class RedisDocStore:
         if score is not None:
             await self._run("doc_unindex", [self.keys.index], [doc_id, int(score)])
         return bool(existed)
+
+    @backend_call
+    async def probe(self) -> None:
+        await self._warm()
+        await self.redis.set(self.keys.probe, repr(time.time()), px=60_000)
 
     @backend_call
     async def compact(self, doc_id: str) -> CompactResult | None:

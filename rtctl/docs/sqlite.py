@@ -378,6 +378,9 @@ class SqliteDocStore:
     async def compact(self, doc_id: str) -> CompactResult | None:
         return await compact_in_steps(doc_id, self._compact_read, self._compact_commit)
 
+    async def probe(self) -> None:
+        await self._call(_probe)
+
     async def _compact_read(self, doc_id: str) -> CompactPlan | None:
         plan: CompactPlan | None = await self._call(_compact_read, doc_id)
         return plan
@@ -392,6 +395,10 @@ class SqliteDocStore:
 
 
 # work done on the thread (each function takes the connection first) ------------------------
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")  # one page written, nothing changed
 
 
 def _snapshot(conn: sqlite3.Connection, doc_id: str) -> bytes:

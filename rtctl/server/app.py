@@ -17,6 +17,7 @@ from rtctl._version import __version__
 from rtctl.auth import TokenVerifier
 from rtctl.config import Settings
 from rtctl.docs import open_doc_store
+from rtctl.docs.health import WatchedStore
 from rtctl.docs.inbox import Pace
 from rtctl.docs.limits import DocLimits
 from rtctl.docs.operator import DocOperator
@@ -42,6 +43,7 @@ class Readiness:
     started: bool = False
     draining: bool = False
     bus: Any = None  # Redis mode: not ready while the listener is not subscribed
+    docs: Any = None  # rtctl.docs.health.WatchedStore: not ready while it fails to write
 
     def check(self) -> tuple[bool, str]:
         if self.draining:
@@ -50,6 +52,8 @@ class Readiness:
             return False, "starting"
         if self.bus is not None and not self.bus.connected.is_set():
             return False, "not subscribed to Redis yet"
+        if self.docs is not None and self.docs.failure is not None:
+            return False, f"document store failing: {self.docs.failure}"
         return True, "ok"
 
 
@@ -115,6 +119,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
                         hook_cache=link.cache)  # fmt: skip
     endpoint = SocketIOEndpoint(sio, hub, transport, metrics, lambda: readiness.draining)
     docs = _docs(settings, pool, transport, state, link)
+    readiness.docs = docs.store
     if bus is not None:  # relays lost while Redis was away: each node delivers its copies anew
         bus.on_recovered.append(docs.redeliver)
     _doc_metrics(metrics, docs)
@@ -201,7 +206,7 @@ def _docs(
                 settings.doc_backlog_seconds)  # fmt: skip
     limits = DocLimits(settings.doc_max_items, settings.doc_max_clients,
                        settings.doc_max_array_state)  # fmt: skip
-    return DocService(open_doc_store(settings), pool, transport, state,
+    return DocService(WatchedStore(open_doc_store(settings)), pool, transport, state,
                       max_update=min(settings.doc_max_update, settings.max_payload),
                       compact_updates=settings.doc_compact_updates, pace=pace,
                       limits=limits, watcher=link.documents)  # fmt: skip
