@@ -22,7 +22,7 @@ from types import FrameType
 
 import uvicorn
 
-from rtctl.errors import OperationFailed
+from rtctl.errors import OperationFailed, RtctlError
 from rtctl.server.app import Components
 from rtctl.server.sio import close_transport
 
@@ -81,13 +81,13 @@ class Daemon(uvicorn.Server):
     async def _announce_when_listening(self) -> None:
         while not self.started:
             await asyncio.sleep(0.02)
-        # Listening means ready to accept clients; whether the backend answers is the
-        # other half of /readyz, checked on every probe, so a backend that is down at
-        # start delays readiness only until it answers.
         self.parts.readiness.started = True
-        sd_notify("READY=1")
         node = self.parts.hub.node.id
         log.info("rtctl node %s listening on %s:%s", node, self.config.host, self.config.port)
+        # READY=1 once the backend answers too, as /readyz says: a unit ordered after this
+        # one starts when clients can be served. A backend down at start delays it (and
+        # the unit's start times out and retries); the daemon keeps trying meanwhile.
+        self._loops.append(asyncio.create_task(self._notify_when_ready()))
         failing = False
         while True:
             try:
@@ -101,6 +101,25 @@ class Daemon(uvicorn.Server):
                 failing = True
             # well inside the liveness timeout, so one late refresh never looks like death
             await asyncio.sleep(min(NODE_REFRESH_SECONDS, self.parts.settings.node_ttl / 3))
+
+    async def _notify_when_ready(self) -> None:
+        waited = False
+        while True:
+            ok, reason = self.parts.readiness.check()
+            if ok:
+                try:
+                    await self.parts.hub.state.ping()
+                except RtctlError as exc:
+                    ok, reason = False, exc.message
+            if ok:
+                sd_notify("READY=1")
+                if waited:
+                    log.info("ready: the state backend answers")
+                return
+            if not waited:
+                log.warning("not ready yet: %s", reason)
+                waited = True
+            await asyncio.sleep(0.25)
 
     async def _reap(self) -> None:
         """Every node_ttl, sweep dead nodes' leftovers (one daemon at a time: the lease)."""

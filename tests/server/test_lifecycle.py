@@ -7,6 +7,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import socketio
 
 from rtctl.auth import issue_token
-from tests.conftest import ADMIN, DaemonProcess, daemon_env, free_port
+from tests.conftest import ADMIN, ROOT, DaemonProcess, daemon_env, free_port
 from tests.server.live_client import LiveClient, connect
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +163,26 @@ def test_first_run_generates_secrets(tmp_path: Path) -> None:
         assert d.http("GET", "/api/v1/sessions", token=admin)[0] == 200
     finally:
         d.stop(signal.SIGKILL)
+
+
+def test_ready_waits_for_the_state_backend(
+    notify_socket: tuple[socket.socket, str], redis_server: Any, tmp_path: Path
+) -> None:
+    """A daemon started while Redis does not answer says READY=1 only once it does."""
+    sock, path = notify_socket
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    port = free_port()
+    env = daemon_env(port, tmp_path, NOTIFY_SOCKET=path, RTCTL_REDIS_URL=redis_server.url)
+    d = DaemonProcess(port, tmp_path, env)
+    log = d.log_path.open("ab")
+    d.proc = subprocess.Popen([sys.executable, "-m", "rtctl.server"], env=env, stdout=log,
+                              stderr=log, cwd=ROOT)  # fmt: skip
+    try:
+        with pytest.raises(TimeoutError):
+            receive(sock, 3.0)  # listening, but the backend does not answer: not ready
+        redis_server.proc.send_signal(signal.SIGCONT)
+        assert receive(sock, 10) == "READY=1"
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+        d.stop()
