@@ -71,4 +71,4 @@ def _app_problems(spec: str) -> list[str]:
         found = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         found = None
-    return [] if found is not None else [f"app: module {module!r} cannot be found"]
+    return [] if found is not None else [f"app: cannot load {spec!r}: no module named {module!r}"]

@@ -88,4 +88,4 @@ def test_check_lists_every_problem_serve_would_find(cli: Cli, tmp_path: Path) ->
     sentinel = cli("config", "check", RTCTL_REDIS_URL="redis+sentinel://h1:x/svc")
     assert sentinel.code == 1 and "bad sentinel address" in sentinel.err
     app = cli("config", "check", RTCTL_APP="no_such_module_here:setup")
-    assert app.code == 1 and "cannot be found" in app.err
+    assert app.code == 1 and "cannot load" in app.err
