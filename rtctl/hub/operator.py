@@ -274,9 +274,13 @@ class Operator:
                 reply = await self.peers.request(node, "tasks_stop", {"ids": node_ids},
                                                  STOP_TIMEOUT)  # fmt: skip
             except OperationFailed:  # timed out: the intent stays for the owner
-                reply = None
-            if reply is None:
                 results.update(dict.fromkeys(node_ids, PENDING))
+                continue
+            if reply is None:  # nothing listens for its node any more: it is gone
+                for task in tasks:
+                    await self.state.remove_task(task.id, node)
+                # (the intent stays: a node merely cut off from Redis still stops them)
+                results.update(dict.fromkeys(node_ids, OWNER_GONE))
                 continue
             stopped = set(raise_for_error(reply).get("stopped", []))
             results.update({t: STOPPED if t in stopped else NOT_FOUND for t in node_ids})
