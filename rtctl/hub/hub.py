@@ -23,6 +23,7 @@ from rtctl.state.base import (
 )
 
 MAX_MODEL_NAME = 256
+MAX_MODELS_PER_SESSION = 64  # distinct models one session may mark in use (`usage`)
 
 
 class Webhooks(Protocol):
@@ -160,6 +161,7 @@ class Hub:
         if not model.isprintable():  # operators read it in listings: no terminal controls
             raise UsageError("model must be printable: no control or formatting characters")
         self.pool.identity(sid)
+        self.pool.note_model(sid, model, MAX_MODELS_PER_SESSION)
         await self.state.mark_usage(model, sid, time.time(), self.usage_ttl)
         return {"ok": True}
 

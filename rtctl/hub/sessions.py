@@ -49,6 +49,7 @@ class SessionPool:
         self._connected_at: dict[str, float] = {}
         self._headers: dict[str, Mapping[str, str]] = {}  # what the auth hook is told
         self._app_rooms: dict[str, set[str]] = {}  # rooms the app put the session in
+        self._models: dict[str, set[str]] = {}  # models a session marked in use
         self._event_limits = KeyedLimiter(event_rate, event_burst)
         self._connect_limits = KeyedLimiter(connect_rate, max(1.0, connect_rate * 2))
 
@@ -129,6 +130,7 @@ class SessionPool:
         self._connected_at.pop(sid, None)
         self._headers.pop(sid, None)
         self._app_rooms.pop(sid, None)
+        self._models.pop(sid, None)
         self._event_limits.forget(sid)
         return await self.state.remove_session(sid)
 
@@ -163,6 +165,14 @@ class SessionPool:
         self._rooms[sid].discard(room)
         self._app_rooms.get(sid, set()).discard(room)
         return left
+
+    def note_model(self, sid: str, model: str, limit: int) -> None:
+        """Count a model the session marks in use; past ``limit`` distinct ones, refuse."""
+        models = self._models.setdefault(sid, set())
+        if model not in models and len(models) >= limit:
+            raise RateLimited(f"a session may mark at most {limit} models in use",
+                              code="too_many_models")  # fmt: skip
+        models.add(model)
 
     def rooms_of(self, sid: str) -> set[str]:
         return set(self._rooms.get(sid, ()))

@@ -18,6 +18,7 @@ node's partition; removing a dead node's sessions is deleting its partition.
     {<prefix>:n:<id>}:stop:<task>        string  a durable stop intent, expires (TTL)
     {<prefix>:usage}:models              zset  model -> last update (ms)
     {<prefix>:usage}:m:<model>           zset  sid -> expiry (ms)
+    {<prefix>:usage}:s:<sid>             set   models the session marked
     <prefix>:revoked:jti:<jti>           string, expires when the token would
     <prefix>:revoked:users               hash  user -> cutoff (seconds, float)
     {<prefix>:lease:<name>}              string  holder of a lease (the reaper's)
@@ -83,6 +84,9 @@ class Keys:
 
     def usage(self, model: str) -> str:
         return "{" + self.prefix + ":usage}:m:" + model
+
+    def usage_session(self, sid: str) -> str:
+        return "{" + self.prefix + ":usage}:s:" + sid
 
     # revocation
     def revoked_jti(self, jti: str) -> str:

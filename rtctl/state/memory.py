@@ -41,6 +41,7 @@ class MemoryState:
         self._by_room: defaultdict[str, set[str]] = defaultdict(set)
         self._usage: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._usage_at: dict[str, float] = {}
+        self._usage_of: defaultdict[str, set[str]] = defaultdict(set)  # sid -> its models
         self._revoked_jti: dict[str, float] = {}
         self._revoked_user: dict[str, float] = {}
         self._revocations_file = data_dir / "revocations.json" if data_dir else None
@@ -93,9 +94,9 @@ class MemoryState:
         _discard(self._by_user, session.user_id, sid)
         for room in session.rooms:
             _discard(self._by_room, room, sid)
-        for model in list(self._usage):
-            marks = self._usage[model]
-            if marks.pop(sid, None) is not None and not marks:
+        for model in self._usage_of.pop(sid, ()):  # its own models only, never a scan
+            marks = self._usage.get(model)
+            if marks is not None and marks.pop(sid, None) is not None and not marks:
                 del self._usage[model]
                 self._usage_at.pop(model, None)
         return session
@@ -160,6 +161,7 @@ class MemoryState:
     async def mark_usage(self, model: str, sid: str, at: float, ttl: float) -> None:
         self._usage[model][sid] = at + ttl
         self._usage_at[model] = at
+        self._usage_of[sid].add(model)
 
     async def list_usage(self, now: float) -> list[UsageRecord]:
         out = []

@@ -241,7 +241,8 @@ class RedisState(RedisRevocations):
         removed = [_session(raw) for raw in await self._run("session_remove", keys, args)]
         if removed:  # usage lives in its own slot: a second, idempotent step
             await self._run("usage_forget", [self.keys.usage_models],
-                            [self.keys.usage(""), *(r.sid for r in removed if r)])  # fmt: skip
+                            [self.keys.usage(""), self.keys.usage_session(""),
+                             *(r.sid for r in removed if r)])  # fmt: skip
         return [r for r in removed if r is not None]
 
     @backend_call
@@ -370,7 +371,7 @@ class RedisState(RedisRevocations):
         k = self.keys
         await self._run(
             "usage_mark",
-            [k.usage(model), k.usage_models],
+            [k.usage(model), k.usage_models, k.usage_session(sid)],
             [sid, int((at + ttl) * 1000), int(at * 1000), model],
         )
 

@@ -397,3 +397,16 @@ async def test_join_note_enters_the_note_room(daemon: DaemonProcess) -> None:
     finally:
         for c in (alice, reader, stranger):
             await c.close()
+
+
+async def test_a_session_marks_a_bounded_number_of_models(daemon: DaemonProcess) -> None:
+    from rtctl.hub.hub import MAX_MODELS_PER_SESSION
+
+    c = await connect(daemon)
+    try:
+        for i in range(MAX_MODELS_PER_SESSION):
+            assert await c.call("usage", {"model": f"m{i}"}) == {"ok": True}
+        assert await c.call("usage", {"model": "m0"}) == {"ok": True}  # renewing is fine
+        assert refused(await c.call("usage", {"model": "one-too-many"}), "too_many_models")
+    finally:
+        await c.close()
