@@ -44,6 +44,11 @@ def emit(
     """Send EVENT with DATA to a user's sessions, a room, or one session.
 
     Exit 3 if nobody is there to receive it. -o json prints {event, to, sessions}.
+
+    \b
+    Examples:
+      rtctl emit events '{"data": {"type": "notification", "data": {"content": "hi"}}}' --user alice
+      echo '{"text": "maintenance at 5"}' | rtctl emit notice - --room channel:general
     """
     target = one_target(user=user, room=room, sid=sid)
     result = inv.remote().emit(event, parse_data(data), target=target)
@@ -68,6 +73,10 @@ def call(
     """Call one session: emit EVENT with DATA, wait for its ack, print the reply as JSON.
 
     Exit 1 if the session does not answer in time, 3 if it is not connected.
+
+    \b
+    Example:
+      rtctl call SID events '{"data": {"type": "ping"}}' --timeout 5
     """
     print_json(inv.remote().call(sid, event, parse_data(data), timeout))
 

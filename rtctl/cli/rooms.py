@@ -53,6 +53,10 @@ def join(inv: Invocation, room: ROOM_ARG, user: USER_OPT) -> None:
 
     Reports each session joined; exit 3 if the user has no sessions. The user's
     cached auth hook answers are dropped, so sessions opened next ask the app again.
+
+    \b
+    Example:
+      rtctl rooms join channel:general --user alice
     """
     _membership(inv, room, user, join=True)
 

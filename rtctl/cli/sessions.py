@@ -26,7 +26,13 @@ def list_sessions(
         str | None, typer.Option("--room", metavar="ROOM", help="Only members of ROOM.")
     ] = None,
 ) -> None:
-    """List sessions on every node, optionally of one user and/or in one room."""
+    """List sessions on every node, optionally of one user and/or in one room.
+
+    \b
+    Examples:
+      rtctl sessions list --user alice
+      rtctl sessions list --room channel:general -o json
+    """
     rows = inv.remote().sessions(user=user, room=room)
     print_rows(inv, views.SESSION, rows, empty="no sessions")
 
@@ -46,6 +52,11 @@ def kick(
 
     Reports each session as kicked or not-found; exit 3 if any was not found.
     With --dry-run, lists the sessions that would be kicked.
+
+    \b
+    Examples:
+      rtctl sessions kick --user alice --yes
+      rtctl sessions list --room channel:spam -q | rtctl sessions kick - -y
     """
     target = kick_target(sids or [], user)
     if target.get("sids") == []:  # '-' and nothing on stdin: nothing to kick

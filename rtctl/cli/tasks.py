@@ -44,6 +44,11 @@ def stop(
     Reports each task as stopped, not-found, owner-gone (its node died; the record is
     removed) or pending (its node did not answer; it stops the task when it is back).
     Exit 1 if any task was not stopped. With --dry-run, lists the tasks that would be.
+
+    \b
+    Examples:
+      rtctl tasks stop --item CHAT_ID -y
+      rtctl tasks list --item CHAT_ID -q | rtctl tasks stop - -y
     """
     if sum((bool(ids), item is not None, all_tasks)) != 1:
         raise UsageError("give task ids (or '-' to read them from stdin), --item ID or --all")
