@@ -60,6 +60,9 @@ class Settings:
     max_sessions_per_user: int = _opt(64, "concurrent sessions per user; 0 disables")
     connect_rate: float = _opt(20.0, "new connections per second per client address; 0 disables")
     max_tasks_per_user: int = _opt(8, "running tasks per user, deployment-wide; 0 disables")
+    max_unsent_bytes: int = _opt(
+        4 * 1024 * 1024, "output a client may leave unread before it is disconnected, in bytes"
+    )
     call_timeout: float = _opt(10.0, "default timeout of a server-to-client call, in seconds")
     connect_timeout: float = _opt(45.0, "seconds a new connection has to authenticate")
     usage_ttl: float = _opt(30.0, "seconds a model usage mark lives unless renewed")
@@ -127,7 +130,7 @@ class Settings:
         for name in ("max_payload", "rate_burst", "doc_max_update", "doc_max_bytes",
                      "doc_compact_updates", "doc_burst", "doc_backlog_bytes",
                      "doc_backlog_seconds", "doc_max_items", "doc_max_clients",
-                     "doc_max_array_state"):  # fmt: skip
+                     "doc_max_array_state", "max_unsent_bytes"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be positive")
         if self.doc_max_update > self.doc_max_bytes:

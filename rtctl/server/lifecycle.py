@@ -24,6 +24,7 @@ import uvicorn
 
 from rtctl.errors import OperationFailed, RtctlError
 from rtctl.server.app import Components
+from rtctl.server.protocols import websocket_protocol
 from rtctl.server.sio import close_transport
 
 log = logging.getLogger("rtctl.daemon")
@@ -201,13 +202,16 @@ def run(parts: Components) -> None:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         loop = "asyncio"
+    ws = websocket_protocol(
+        max_unsent=settings.max_unsent_bytes, on_slow=parts.metrics.slow_clients.inc
+    )
     config = uvicorn.Config(
         parts.asgi,
         host=settings.host,
         port=settings.port,
         loop=loop,
         http="httptools",
-        ws="websockets-sansio",
+        ws=ws,  # websockets-sansio, with the bound of SPEC §8
         lifespan="off",
         access_log=False,
         log_level=settings.log_level.lower(),

@@ -96,6 +96,10 @@ class Metrics:
         self.errors = Counter("rtctl_errors_total", "Requests refused or failed", "code")
         self.connects = Counter("rtctl_connects_total", "Connections accepted")
         self.refused = Counter("rtctl_connects_refused_total", "Connections refused", "code")
+        self.slow_clients = Counter(
+            "rtctl_slow_clients_disconnected_total",
+            "Connections closed because their client stopped reading (max_unsent_bytes)",
+        )
         self.emit_latency = Histogram(
             "rtctl_emit_latency_seconds", "Time to hand an emit to the transport"
         )
@@ -106,8 +110,8 @@ class Metrics:
             CounterFn("rtctl_bus_dropped_total",
                       "Messages between daemons lost (Redis away, outbox full) or malformed",
                       bus_dropped),
-            self.connects, self.refused, self.events_in, self.events_out, self.errors,
-            self.emit_latency,
+            self.connects, self.refused, self.slow_clients, self.events_in, self.events_out,
+            self.errors, self.emit_latency,
         ]  # fmt: skip
 
     def add(self, *metrics: Counter | Gauge | Histogram) -> None:

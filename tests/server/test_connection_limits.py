@@ -1,0 +1,155 @@
+"""A connection's bounds (SPEC §8), attacked over raw sockets against a real daemon."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import DaemonProcess
+
+pytestmark = pytest.mark.anyio
+
+SIO = "/socket.io/?EIO=4"
+
+
+# raw sockets -----------------------------------------------------------------------------------
+
+
+def _ws_open(d: DaemonProcess, *, rcvbuf: int | None = None) -> socket.socket:
+    """A WebSocket opened by hand: no library reads on our behalf."""
+    sock = socket.socket()
+    if rcvbuf is not None:  # before connect, so the window the daemon sees stays small
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", d.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {SIO}&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _ws_send(sock: socket.socket, text: str) -> None:
+    data, mask = text.encode(), os.urandom(4)
+    if len(data) < 126:
+        head = bytes([0x81, 0x80 | len(data)])
+    else:
+        head = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(data))
+    sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+
+def _exactly(sock: socket.socket, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            raise ConnectionError("closed")
+        out += chunk
+    return out
+
+
+def _ws_recv(sock: socket.socket) -> str:
+    _, second = _exactly(sock, 2)
+    size = second & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", _exactly(sock, 2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", _exactly(sock, 8))[0]
+    return _exactly(sock, size).decode()
+
+
+def _ws_session(d: DaemonProcess, user: str, *, rcvbuf: int | None = None) -> socket.socket:
+    """An authenticated Socket.IO session over a hand-made WebSocket."""
+    sock = _ws_open(d, rcvbuf=rcvbuf)
+    assert _ws_recv(sock).startswith("0{")
+    _ws_send(sock, "40" + json.dumps({"token": d.token(user)}))
+    assert _ws_recv(sock).startswith("40{")
+    return sock
+
+
+def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
+    """True if the daemon closes the connection within ``seconds`` (read until it does)."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(1 << 20):
+                return True
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return True
+    return False
+
+
+def _rss_mb(d: DaemonProcess) -> float:
+    assert d.proc is not None
+    with open(f"/proc/{d.proc.pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _metric(d: DaemonProcess, name: str) -> float:
+    _, text = d.http("GET", "/metrics")
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+# unread output ---------------------------------------------------------------------------------
+
+
+def test_a_client_that_stops_reading_is_disconnected_before_it_costs_memory(
+    make_daemon: Any,
+) -> None:
+    d: DaemonProcess = make_daemon(RTCTL_MAX_UNSENT_BYTES=str(1 << 20))
+    stalled = _ws_session(d, "bob", rcvbuf=4096)  # from here on, never read
+    before = _rss_mb(d)
+    event = {"event": "news", "data": "x" * 200_000, "user": "bob"}
+    delivered = 0
+    for _ in range(400):  # 80 MB, were it all kept for bob
+        status, _ = d.http("POST", "/api/v1/emit", event)
+        if status != 200:
+            assert status == 404  # bob's session is gone
+            break
+        delivered += 1
+    grown = _rss_mb(d) - before
+    assert grown < 30, f"the daemon grew {grown:.0f} MB for a client that does not read"
+    assert delivered < 100, delivered
+    assert _metric(d, "rtctl_slow_clients_disconnected_total") == 1
+    assert d.http("GET", "/api/v1/sessions")[1] == []
+    assert _closed_by_peer(stalled, 5.0)
+    stalled.close()
+
+
+def test_a_message_larger_than_the_bound_reaches_a_client_that_reads(make_daemon: Any) -> None:
+    d: DaemonProcess = make_daemon(
+        RTCTL_MAX_UNSENT_BYTES=str(1 << 20), RTCTL_MAX_PAYLOAD=str(8 << 20)
+    )
+    reader = _ws_session(d, "carol", rcvbuf=4096)
+    big = "y" * (3 << 20)  # three times the bound, unread while the small ones follow
+    first = {"event": "state", "data": big, "user": "carol"}
+    assert d.http("POST", "/api/v1/emit", first)[0] == 200
+    for i in range(5):
+        body = {"event": "tick", "data": i, "user": "carol"}
+        assert d.http("POST", "/api/v1/emit", body)[0] == 200
+    reader.settimeout(10)
+    got = [_ws_recv(reader) for _ in range(6)]
+    assert got[0] == "42" + json.dumps(["state", big], separators=(",", ":"))
+    assert got[1:] == [f'42["tick",{i}]' for i in range(5)]
+    assert _metric(d, "rtctl_slow_clients_disconnected_total") == 0
+    reader.close()
