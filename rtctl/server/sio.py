@@ -24,6 +24,7 @@ from rtctl.auth import CLOCK_LEEWAY
 from rtctl.errors import RtctlError
 from rtctl.hub import payload
 from rtctl.hub.hub import Hub
+from rtctl.server.engine import HubEngine
 from rtctl.server.metrics import Metrics
 
 log = logging.getLogger("rtctl.sio")
@@ -73,21 +74,6 @@ class HubSocket(engineio.async_socket.AsyncSocket):
                 break
             packets.append(pkt)
         return packets
-
-
-class HubEngine(engineio.AsyncServer):
-    """Engine.IO server whose session ids never begin with ``-``.
-
-    Engine.IO ids are URL-safe base64, so one in 64 would begin with ``-`` and read as
-    an option when an operator passes it to ``rtctl sessions kick``. Drawing again keeps
-    the ids uniform over the rest of the alphabet and unique (a sequence number is in each).
-    """
-
-    def generate_id(self) -> str:
-        while True:
-            sid: str = super().generate_id()
-            if not sid.startswith("-"):
-                return sid
 
 
 class HubServer(socketio.AsyncServer):
@@ -167,23 +153,11 @@ class HubServer(socketio.AsyncServer):
 
 async def close_transport(sio: socketio.AsyncServer, eio_sid: str) -> bool:
     """Close an Engine.IO connection, so that its client sees a transport close and
-    reconnects (a Socket.IO disconnect would tell it to stay away).
-
-    A long-polling client is sent engine.io's CLOSE packet. A WebSocket client ignores
-    that packet, and engine.io would close the WebSocket only once the client sent
-    again, after the disconnect handlers (which may wait on a stalled Redis): the
-    writer is ended first instead, which closes the WebSocket at once, then the
-    session is closed without waiting to flush.
-    """
-    eio = sio.eio
-    socket = eio.sockets.get(eio_sid)
-    if socket is None:
+    reconnects (a Socket.IO disconnect would tell it to stay away). It does not wait
+    for the client: see ``HubEngine.disconnect``."""
+    if eio_sid not in sio.eio.sockets:
         return False
-    if not socket.upgraded:
-        await eio.disconnect(eio_sid)
-        return True
-    socket.queue.put_nowait(None)  # the writer's end: it closes the WebSocket
-    await socket.close(wait=False, abort=True, reason=eio.reason.SERVER_DISCONNECT)
+    await sio.eio.disconnect(eio_sid)
     return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import struct
 import time
@@ -95,6 +96,27 @@ def _closed_by_peer(sock: socket.socket, seconds: float) -> bool:
     return False
 
 
+def _http(d: DaemonProcess, request: bytes) -> bytes:
+    """Send a raw request and read until the daemon closes the connection."""
+    with socket.create_connection(("127.0.0.1", d.port), timeout=5) as sock:
+        sock.sendall(request)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except ConnectionResetError:
+            pass
+    return out
+
+
+def _polling_session(d: DaemonProcess) -> str:
+    out = _http(d, f"GET {SIO}&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                .encode())  # fmt: skip
+    match = re.search(rb'"sid":"([^"]+)"', out)
+    assert match, out
+    return match.group(1).decode()
+
+
 def _rss_mb(d: DaemonProcess) -> float:
     assert d.proc is not None
     with open(f"/proc/{d.proc.pid}/status") as status:
@@ -153,3 +175,16 @@ def test_a_message_larger_than_the_bound_reaches_a_client_that_reads(make_daemon
     assert got[1:] == [f'42["tick",{i}]' for i in range(5)]
     assert _metric(d, "rtctl_slow_clients_disconnected_total") == 0
     reader.close()
+
+
+# abandoned handshakes --------------------------------------------------------------------------
+
+
+def test_a_polling_handshake_that_never_completes_is_released(make_daemon: Any) -> None:
+    d: DaemonProcess = make_daemon(RTCTL_CONNECT_TIMEOUT="1")
+    _polling_session(d)  # opened, never polled again, never authenticated
+    assert _metric(d, "rtctl_connections") == 1
+    deadline = time.monotonic() + 5
+    while _metric(d, "rtctl_connections") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _metric(d, "rtctl_connections") == 0
