@@ -205,6 +205,8 @@ def run(parts: Components) -> None:
     ws = websocket_protocol(
         max_unsent=settings.max_unsent_bytes, on_slow=parts.metrics.slow_clients.inc
     )
+    parts.sio.eio.max_unsent = settings.max_unsent_bytes  # a long-polling client's, in its queue
+    parts.sio.eio.on_slow = parts.metrics.slow_clients.inc
     config = uvicorn.Config(
         parts.asgi,
         host=settings.host,

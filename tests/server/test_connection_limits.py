@@ -117,6 +117,16 @@ def _polling_session(d: DaemonProcess) -> str:
     return match.group(1).decode()
 
 
+def _post(sid: str, body: bytes, *, length: int | None = None) -> bytes:
+    size = len(body) if length is None else length
+    return (
+        f"POST {SIO}&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {size}\r\n"
+        "Connection: close\r\n\r\n".encode()
+        + body
+    )
+
+
 def _rss_mb(d: DaemonProcess) -> float:
     assert d.proc is not None
     with open(f"/proc/{d.proc.pid}/status") as status:
@@ -130,6 +140,14 @@ def _metric(d: DaemonProcess, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def _wait_for_sessions(d: DaemonProcess, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while len(sessions := d.http("GET", "/api/v1/sessions")[1]) != count:
+        assert time.monotonic() < deadline, sessions
+        time.sleep(0.05)
+    return list(sessions)
 
 
 # unread output ---------------------------------------------------------------------------------
@@ -175,6 +193,20 @@ def test_a_message_larger_than_the_bound_reaches_a_client_that_reads(make_daemon
     assert got[1:] == [f'42["tick",{i}]' for i in range(5)]
     assert _metric(d, "rtctl_slow_clients_disconnected_total") == 0
     reader.close()
+
+
+def test_a_polling_client_that_stops_polling_is_disconnected(make_daemon: Any) -> None:
+    d: DaemonProcess = make_daemon(RTCTL_MAX_UNSENT_BYTES=str(1 << 20))
+    sid = _polling_session(d)
+    connect = "40" + json.dumps({"token": d.token("frank")})
+    assert _http(d, _post(sid, connect.encode())).startswith(b"HTTP/1.1 200")
+    _wait_for_sessions(d, 1)  # from here on, never poll
+    event = {"event": "news", "data": "x" * 200_000, "user": "frank"}
+    statuses = [d.http("POST", "/api/v1/emit", event)[0] for _ in range(50)]  # 10 MB
+    assert 200 in statuses and statuses[-1] == 404, statuses  # kept up to the bound, then cut
+    assert statuses.count(200) < 15, statuses
+    assert _metric(d, "rtctl_slow_clients_disconnected_total") == 1
+    _wait_for_sessions(d, 0)
 
 
 # abandoned handshakes --------------------------------------------------------------------------
