@@ -24,7 +24,7 @@ import uvicorn
 
 from rtctl.errors import OperationFailed, RtctlError
 from rtctl.server.app import Components
-from rtctl.server.protocols import websocket_protocol
+from rtctl.server.protocols import protocol_classes
 from rtctl.server.sio import close_transport
 
 log = logging.getLogger("rtctl.daemon")
@@ -202,8 +202,10 @@ def run(parts: Components) -> None:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         loop = "asyncio"
-    ws = websocket_protocol(
-        max_unsent=settings.max_unsent_bytes, on_slow=parts.metrics.slow_clients.inc
+    http, ws = protocol_classes(
+        header_timeout=settings.header_timeout,
+        max_unsent=settings.max_unsent_bytes,
+        on_slow=parts.metrics.slow_clients.inc,
     )
     parts.sio.eio.max_unsent = settings.max_unsent_bytes  # a long-polling client's, in its queue
     parts.sio.eio.on_slow = parts.metrics.slow_clients.inc
@@ -212,8 +214,8 @@ def run(parts: Components) -> None:
         host=settings.host,
         port=settings.port,
         loop=loop,
-        http="httptools",
-        ws=ws,  # websockets-sansio, with the bound of SPEC §8
+        http=http,  # httptools and websockets-sansio, with the bounds of SPEC §8
+        ws=ws,
         lifespan="off",
         access_log=False,
         log_level=settings.log_level.lower(),

@@ -1,13 +1,17 @@
-"""The daemon's own WebSocket protocol: uvicorn's, with the bound a hub needs.
+"""The daemon's own HTTP and WebSocket protocols: uvicorn's, with the bounds a hub needs.
 
-uvicorn takes its protocol classes as settings (``ws=``); this subclass adds what it
-lacks: a bound on the bytes a WebSocket client may leave unread (``max_unsent_bytes``).
-uvicorn makes a send wait while the client does not read, and engine.io queues every
-later packet behind that wait without bound. Here a send never waits: what the client
-has not read stays in the transport's buffer, which is measured, and a connection past
-the bound is cut. A closed connection whose client never reads its close is cut too,
-where uvicorn would wait for its buffer to drain (for ever, if the client only stopped
-reading).
+uvicorn takes its protocol classes as settings (``http=``, ``ws=``); these subclasses
+add what it lacks:
+
+* the time a client may take to send a request's headers (``header_timeout``). uvicorn
+  times out an idle keep-alive connection, but a connection that trickles its headers, or
+  sends nothing at all, is held for good, one file descriptor each;
+* the bytes a WebSocket client may leave unread (``max_unsent_bytes``). uvicorn makes a
+  send wait while the client does not read, and engine.io queues every later packet
+  behind that wait without bound. Here a send never waits: what the client has not read
+  stays in the transport's buffer, which is measured, and a connection past the bound is
+  cut. A closed connection whose client never reads its close is cut too, where uvicorn
+  would wait for its buffer to drain (for ever, if the client only stopped reading).
 """
 
 from __future__ import annotations
@@ -17,11 +21,55 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger("rtctl.transport")
 
 CLOSE_GRACE = 10.0  # seconds a closed WebSocket has to take its close frame before it is cut
+
+
+class HubHttpProtocol(HttpToolsProtocol):
+    """HTTP/1.1 whose request headers must arrive within ``header_timeout`` seconds.
+
+    The clock starts when the connection opens and when a new request on it begins,
+    and stops when the headers are complete (a WebSocket upgrade included).
+    """
+
+    header_timeout = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._header_timer = loop.call_later(self.header_timeout, self._headers_late)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        log.debug("closing connection from %s: no request headers within %gs",
+                  _address(self.client), self.header_timeout)  # fmt: skip
+        self.transport.abort()  # close() would wait to flush for a client that is not reading
 
 
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -89,14 +137,18 @@ def _address(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
-def websocket_protocol(
-    *, max_unsent: int, on_slow: Callable[[], None]
-) -> type[HubWebSocketProtocol]:
-    """The WebSocket protocol class to hand uvicorn, with this bound."""
+def protocol_classes(
+    *, header_timeout: float, max_unsent: int, on_slow: Callable[[], None]
+) -> tuple[type[HubHttpProtocol], type[HubWebSocketProtocol]]:
+    """The HTTP and WebSocket protocol classes to hand uvicorn, with these bounds."""
+
+    class HttpProtocol(HubHttpProtocol):
+        pass
 
     class WebSocketProtocol(HubWebSocketProtocol):
         pass
 
+    HttpProtocol.header_timeout = header_timeout
     WebSocketProtocol.max_unsent = max_unsent
     WebSocketProtocol.on_slow = staticmethod(on_slow)  # type: ignore[method-assign]
-    return WebSocketProtocol
+    return HttpProtocol, WebSocketProtocol

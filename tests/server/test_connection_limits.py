@@ -220,3 +220,31 @@ def test_a_polling_handshake_that_never_completes_is_released(make_daemon: Any) 
     while _metric(d, "rtctl_connections") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _metric(d, "rtctl_connections") == 0
+
+
+# slow headers ----------------------------------------------------------------------------------
+
+
+def test_a_client_that_trickles_its_headers_is_closed(make_daemon: Any) -> None:
+    d: DaemonProcess = make_daemon(RTCTL_HEADER_TIMEOUT="2")
+    with socket.create_connection(("127.0.0.1", d.port)) as slow:
+        slow.sendall(f"GET {SIO}&transport=polling HTTP/1.1\r\nHost: x\r\n".encode())
+        started = time.monotonic()
+        closed_after = None
+        slow.settimeout(0.5)
+        while time.monotonic() - started < 8:
+            try:
+                slow.sendall(b"X")  # one byte of a header line every half second
+                if slow.recv(1024) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+    assert closed_after is not None, "still open after 8 s"
+    assert 1.5 < closed_after < 4.0, closed_after
+    with socket.create_connection(("127.0.0.1", d.port)) as silent:  # nothing sent at all
+        assert _closed_by_peer(silent, 4.0)
+    assert d.http("GET", "/readyz", auth=False)[0] == 200  # a prompt request is served
