@@ -1,4 +1,4 @@
-"""The hub's Engine.IO server: engine.io's, with the bounds a hub needs.
+"""The hub's Engine.IO server: engine.io's, with the bounds and refusals a hub needs.
 
 * Session ids never begin with ``-``.
 * Closing a connection never waits for its client: engine.io's ``disconnect`` waits until
@@ -7,12 +7,16 @@
 * A long-polling client's unread output is bounded (``max_unsent_bytes``): between its
   polls, packets wait in the connection's queue; past the bound the connection is closed.
   (A WebSocket's are bounded by its protocol, ``rtctl.server.protocols``.)
+* A polling POST larger than ``max_payload`` is answered 413, and one that does not decode
+  400, each with one log line; engine.io gave the first no answer at all, and the second
+  a traceback in the log per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +24,15 @@ from typing import Any
 
 import engineio
 from engineio import packet as eio_packet
+from engineio import payload as eio_payload
 
 log = logging.getLogger("rtctl.sio")
+
+ASGIReceive = Callable[[], Any]
+ASGISend = Callable[[dict[str, Any]], Any]
+# What a client may send over long-polling (engine.io refuses the rest, or fails on it).
+CLIENT_PACKETS = frozenset({eio_packet.CLOSE, eio_packet.PONG, eio_packet.MESSAGE,
+                            eio_packet.UPGRADE})  # fmt: skip
 
 
 @dataclass
@@ -34,8 +45,8 @@ class Backlog:
 
 
 class HubEngine(engineio.AsyncServer):
-    """Engine.IO server whose session ids never begin with ``-``, which closes without
-    waiting on the client, and which bounds a long-polling client's unread output.
+    """Engine.IO server whose session ids never begin with ``-``, and which closes and
+    refuses without waiting on the client (see the module).
 
     Engine.IO ids are URL-safe base64, so one in 64 would begin with ``-`` and read as
     an option when an operator passes it to ``rtctl sessions kick``. Drawing again keeps
@@ -111,3 +122,99 @@ class HubEngine(engineio.AsyncServer):
         task = asyncio.ensure_future(work)
         self._cutting.add(task)
         task.add_done_callback(self._cutting.discard)
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        """Answer an ASGI request; a long-polling POST's body is read and checked first."""
+        scope, receive, send = args
+        socket = self._polling_socket(scope)
+        if socket is not None:
+            body = await self._polling_body(socket, scope, receive, send)
+            if body is None:
+                return None  # answered, or the client is gone
+            scope, receive = _replayed(scope, receive, body)
+        return await super().handle_request(scope, receive, send, **kwargs)
+
+    def _polling_socket(self, scope: dict[str, Any]) -> Any:
+        """The open long-polling connection a POST is for, if it is one."""
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            return None
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        sid = (query.get("sid") or [None])[0]
+        socket = self.sockets.get(sid) if sid else None
+        if socket is None or not socket.connected or socket.upgraded:
+            return None  # engine.io answers these itself, without reading a body
+        return socket
+
+    async def _polling_body(
+        self, socket: Any, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend
+    ) -> bytes | None:
+        """The POST's body if it is a well-formed payload within ``max_payload``; otherwise
+        the client is answered (413 or 400) and its connection closed, and None returned."""
+        limit = self.max_http_buffer_size
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await self._refuse(socket, send, 413, f"payload over {limit} bytes")
+            return None
+        body = bytearray()
+        more = True
+        while more:
+            event = await receive()
+            if event["type"] != "http.request":
+                return None  # the client went away
+            body += event.get("body", b"")
+            more = bool(event.get("more_body"))
+            if len(body) > limit:
+                await self._refuse(socket, send, 413, f"payload over {limit} bytes")
+                return None
+        problem = _payload_problem(bytes(body))
+        if problem is not None:
+            await self._refuse(socket, send, 400, problem)
+            return None
+        return bytes(body)
+
+    async def _refuse(self, socket: Any, send: ASGISend, status: int, reason: str) -> None:
+        log.info("closing connection %s: polling request refused (%d, %s)", socket.sid,
+                 status, reason)  # fmt: skip
+        headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": reason.encode()})
+        await self.disconnect(socket.sid)  # a packet was lost: the client must start afresh
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _payload_problem(body: bytes) -> str | None:
+    """Why a long-polling payload cannot be taken, or None if engine.io can take it."""
+    try:
+        packets = eio_payload.Payload(encoded_payload=body.decode("utf-8")).packets
+    except (ValueError, KeyError, IndexError) as exc:  # bad UTF-8, JSON, base64, count
+        return f"malformed payload ({type(exc).__name__})"
+    for pkt in packets:
+        if pkt.packet_type not in CLIENT_PACKETS:
+            return f"unexpected packet type {pkt.packet_type!r}"
+    return None
+
+
+def _replayed(
+    scope: dict[str, Any], receive: ASGIReceive, body: bytes
+) -> tuple[dict[str, Any], ASGIReceive]:
+    """The request as engine.io reads it: its body already read, and its length stated
+    (a chunked body has none, and engine.io would read nothing)."""
+    headers = [(n, v) for n, v in scope.get("headers") or ()
+               if n.lower() not in (b"content-length", b"transfer-encoding")]  # fmt: skip
+    headers.append((b"content-length", str(len(body)).encode()))
+    given = False
+
+    async def again() -> Any:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return {**scope, "headers": headers}, again

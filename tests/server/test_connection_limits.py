@@ -248,3 +248,46 @@ def test_a_client_that_trickles_its_headers_is_closed(make_daemon: Any) -> None:
     with socket.create_connection(("127.0.0.1", d.port)) as silent:  # nothing sent at all
         assert _closed_by_peer(silent, 4.0)
     assert d.http("GET", "/readyz", auth=False)[0] == 200  # a prompt request is served
+
+
+# polling posts ---------------------------------------------------------------------------------
+
+
+def test_a_malformed_polling_post_is_refused_in_one_log_line(daemon: DaemonProcess) -> None:
+    bad = [b"9zzz", b"\xff\xfe", b"bA", "\x1e".join(["42[]"] * 20).encode(), b"0", b"2probe"]
+    lines_before = len(daemon.log().splitlines())
+    sids = []
+    for body in bad:
+        sids.append(_polling_session(daemon))
+        out = _http(daemon, _post(sids[-1], body))
+        assert out.startswith(b"HTTP/1.1 400"), (body, out)
+    log = daemon.log()
+    assert "Traceback" not in log
+    new = [line for line in log.splitlines()[lines_before:] if "rtctl.audit" not in line]
+    assert len(new) <= len(bad), new
+    for sid in sids:  # each session was closed: its client must start afresh
+        poll = f"GET {SIO}&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+        assert _http(daemon, (poll + "Connection: close\r\n\r\n").encode()).startswith(
+            b"HTTP/1.1 400"
+        )
+
+
+def test_a_polling_post_over_max_payload_gets_413_and_is_closed(make_daemon: Any) -> None:
+    d: DaemonProcess = make_daemon(RTCTL_MAX_PAYLOAD="10000")
+    sid = _polling_session(d)
+    out = _http(d, _post(sid, b"4" + b"x" * 1000, length=20_001))  # the rest never comes
+    assert out.startswith(b"HTTP/1.1 413"), out
+    assert b"connection: close" in out.lower()
+    sid = _polling_session(d)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (4000, b"4" * 4000) for _ in range(3)) + b"0\r\n\r\n"
+    out = _http(d, f"POST {SIO}&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n".encode() + chunks)  # fmt: skip
+    assert out.startswith(b"HTTP/1.1 413"), out
+    assert "Traceback" not in d.log()
+
+
+def test_a_polling_post_within_bounds_still_reaches_the_hub(daemon: DaemonProcess) -> None:
+    sid = _polling_session(daemon)
+    connect = "40" + json.dumps({"token": daemon.token("dave")})
+    assert _http(daemon, _post(sid, connect.encode())).startswith(b"HTTP/1.1 200")
+    assert [s["user_id"] for s in _wait_for_sessions(daemon, 1)] == ["dave"]
