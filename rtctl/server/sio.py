@@ -130,6 +130,17 @@ class HubServer(socketio.AsyncServer):
             log.info("closing connection %s: no authenticated session in time", eio_sid)
             await self.eio.disconnect(eio_sid)
 
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        """A client's Engine.IO CLOSE ends its WebSocket at once.
+
+        engine.io marks the connection closed but goes on reading the WebSocket until
+        the client hangs up or the ping timeout (45 s) passes; ending the writer closes it.
+        """
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and socket.upgraded and reason == self.eio.reason.CLIENT_DISCONNECT:
+            socket.queue.put_nowait(None)  # the writer's end: it closes the WebSocket
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
     async def _handle_ack(self, eio_sid: str, namespace: str | None, id: int, data: Any) -> None:
         if id:
             await super()._handle_ack(eio_sid, namespace, id, data)

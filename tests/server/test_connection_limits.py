@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -12,6 +13,8 @@ import time
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import DaemonProcess
 
@@ -291,3 +294,23 @@ def test_a_polling_post_within_bounds_still_reaches_the_hub(daemon: DaemonProces
     connect = "40" + json.dumps({"token": daemon.token("dave")})
     assert _http(daemon, _post(sid, connect.encode())).startswith(b"HTTP/1.1 200")
     assert [s["user_id"] for s in _wait_for_sessions(daemon, 1)] == ["dave"]
+
+
+# a client's close ------------------------------------------------------------------------------
+
+
+async def test_a_websocket_closes_at_once_after_the_clients_engineio_close(
+    daemon: DaemonProcess,
+) -> None:
+    url = f"ws://127.0.0.1:{daemon.port}{SIO}&transport=websocket"
+    for authenticated in (True, False):
+        async with ws_connect(url) as ws:
+            await ws.recv()
+            if authenticated:
+                await ws.send("40" + json.dumps({"token": daemon.token("erin")}))
+                assert (await ws.recv()).startswith("40{")
+            started = time.monotonic()
+            await ws.send("1")
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert time.monotonic() - started < 2.0
