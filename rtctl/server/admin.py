@@ -130,9 +130,12 @@ class AdminApp:
             return
         if not route.public and not self._authorized(scope):
             # from the headers alone: a client without the token never makes us hold a body
-            response = error_response(errors.AuthError("missing or wrong admin token"))
-            response.headers.append((b"connection", b"close"))  # its body stays unread
-            await send_response(send, response)
+            # (the server discards the rest of the body as it arrives, holding none of it;
+            # closing at once would reset the connection under a client still sending,
+            # and it would never read this answer)
+            await send_response(
+                send, error_response(errors.AuthError("missing or wrong admin token"))
+            )
             return
         request = None
         try:
