@@ -120,6 +120,10 @@ class HubServer(socketio.AsyncServer):
         if type(socket) is engineio.async_socket.AsyncSocket:
             socket.__class__ = HubSocket  # see HubSocket; same state, a cheaper writer wait
         await super()._handle_eio_connect(eio_sid, environ)
+        self.expire_unauthenticated_later(eio_sid)
+
+    def expire_unauthenticated_later(self, eio_sid: str) -> None:
+        """Close the connection in ``connect_timeout`` unless it has a session by then."""
         asyncio.get_running_loop().call_later(
             self.connect_timeout,
             lambda: asyncio.ensure_future(self._expire_unauthenticated(eio_sid)),
@@ -340,6 +344,9 @@ class SocketIOEndpoint:
         task.add_done_callback(self._closing.discard)
 
     async def on_disconnect(self, sid: str, *args: Any) -> None:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:  # a client that left the namespace ("41") but kept its
+            self.sio.expire_unauthenticated_later(eio_sid)  # connection has a while to return
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()

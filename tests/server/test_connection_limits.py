@@ -314,3 +314,32 @@ async def test_a_websocket_closes_at_once_after_the_clients_engineio_close(
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
             assert time.monotonic() - started < 2.0
+
+
+def test_a_client_that_leaves_the_namespace_but_keeps_its_connection_is_closed(
+    make_daemon: Any,
+) -> None:
+    """Socket.IO's DISCONNECT ("41") ends the session; a client that then keeps the
+    connection (answering pings) has connect_timeout to open a session again."""
+    d = make_daemon(RTCTL_CONNECT_TIMEOUT="1.5")
+    sock = _ws_session(d, "leaver")
+    try:
+        time.sleep(2.0)  # past the connect_timeout armed when the connection opened
+        _ws_send(sock, "41")
+        deadline = time.monotonic() + 6
+        closed = False
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline and not closed:
+            try:
+                data = sock.recv(1 << 16)
+                if not data or data[:1] == b"\x88":  # gone, or a WebSocket close frame
+                    closed = True
+                elif b"\x812" in data[:4]:  # a ping ("2"): answer it, stay alive
+                    _ws_send(sock, "3")
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                closed = True
+        assert closed, "the connection without a session was kept"
+    finally:
+        sock.close()
