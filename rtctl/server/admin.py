@@ -353,22 +353,6 @@ class AdminApp:
                 results = await op.stop_tasks(_str_list(body, "ids"))
             return Response.json({"results": results})
 
-        @r.route(
-            "POST",
-            f"{API}/tokens/revoke",
-            "Revoke a token by jti, or every token of a user",
-            body={
-                "type": "object",
-                "properties": {"jti": {"type": "string"}, "user": {"type": "string"}},
-            },
-        )
-        async def revoke(req: Request) -> Response:
-            body = req.json()
-            jti, user = body.get("jti"), body.get("user")
-            if not all(v is None or isinstance(v, str) for v in (jti, user)):
-                raise errors.UsageError("jti and user must be strings")
-            return Response.json(await op.revoke(jti=jti, user_id=user))
-
     def _declare_docs(self) -> None:
         r, docs = self.router, self.docs
 
