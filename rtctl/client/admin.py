@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 from rtctl import errors
 from rtctl.client.outbox import Outbox
 from rtctl.errors import BackendUnavailable, from_http
-from rtctl.hooks.http import JsonPoster
+from rtctl.hooks.http import KeptAliveHttp
 
 API = "/api/v1"
 MAX_BATCH = 2000
@@ -25,7 +25,7 @@ _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 class AdminWay:
     def __init__(self, url: str, admin_token: str | None, timeout: float) -> None:
         self.url = url.rstrip("/")
-        self.http = JsonPoster(self.url, timeout=timeout, max_idle=MAX_IN_FLIGHT)
+        self.http = KeptAliveHttp(self.url, timeout=timeout, max_idle=MAX_IN_FLIGHT)
         self.headers = {"Accept": "application/json"}
         if admin_token:
             self.headers["Authorization"] = f"Bearer {admin_token}"

@@ -29,11 +29,11 @@ class AppLink:
     @classmethod
     def from_settings(cls, settings: Settings, state: StateBackend) -> AppLink:
         from rtctl.hooks.auth import AuthHook
-        from rtctl.hooks.http import JsonPoster
+        from rtctl.hooks.http import KeptAliveHttp
 
         link = cls(hook_cache(settings, state))
         if settings.auth_hook_url:
-            poster = JsonPoster(settings.auth_hook_url, timeout=settings.auth_hook_timeout,
+            poster = KeptAliveHttp(settings.auth_hook_url, timeout=settings.auth_hook_timeout,
                                 max_idle=32)  # fmt: skip
             link.auth = AuthHook(poster, link.cache, ttl=settings.auth_hook_cache)
         if settings.webhook_url:

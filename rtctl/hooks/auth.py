@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from rtctl.auth import MAX_GRANTS, MAX_ID_LENGTH, valid_id
 from rtctl.errors import AuthError, BackendUnavailable, Forbidden, UsageError
-from rtctl.hooks.http import JsonPoster
+from rtctl.hooks.http import KeptAliveHttp
 
 log = logging.getLogger("rtctl.hooks")
 
@@ -97,7 +97,7 @@ class HookStats:
 
 
 class AuthHook:
-    def __init__(self, poster: JsonPoster, cache: HookCache, *, ttl: float) -> None:
+    def __init__(self, poster: KeptAliveHttp, cache: HookCache, *, ttl: float) -> None:
         self.poster = poster
         self.cache = cache
         self.ttl = ttl

@@ -1,9 +1,11 @@
-"""POSTing JSON to the app: a small keep-alive HTTP/1.1 client on asyncio and h11.
+"""A small keep-alive HTTP/1.1 client on asyncio and h11, for JSON to one host: the
+app's auth hook and webhook endpoint, and a daemon's admin API (``rtctl.Client``).
 
-The auth hook is asked on every connect that misses its cache, and webhooks may
-come in bursts, so connections to the app are kept open and reused (up to
-``max_idle`` of them). Every call has one deadline covering connect, send and
-answer; past it the call fails and its connection is dropped, never reused.
+The auth hook is asked on every connect that misses its cache, webhooks may come in
+bursts, and an app's client sends batch after batch, so connections are kept open
+and reused (up to ``max_idle`` of them). Every call has one deadline covering
+connect, send and answer; past it the call fails and its connection is dropped,
+never reused.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ class _Connection:
         self.writer.transport.abort()
 
 
-class JsonPoster:
-    """POSTs bodies to one URL; safe to use from many tasks at once."""
+class KeptAliveHttp:
+    """Requests to one host (``post`` to its URL); safe to use from many tasks at once."""
 
     def __init__(self, url: str, *, timeout: float, max_idle: int = 8) -> None:
         """``url``: what ``post`` posts to; ``request`` may reach any path of its host."""

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rtctl.errors import BackendUnavailable
-from rtctl.hooks.http import JsonPoster
+from rtctl.hooks.http import KeptAliveHttp
 
 log = logging.getLogger("rtctl.webhooks")
 
@@ -59,7 +59,7 @@ def signature(secret: str, body: bytes) -> str:
 
 class WebhookSender:
     def __init__(self, url: str, secret: str = "", *, timeout: float = 10.0) -> None:
-        self.poster = JsonPoster(url, timeout=timeout, max_idle=2)
+        self.poster = KeptAliveHttp(url, timeout=timeout, max_idle=2)
         self.secret = secret
         self.stats = WebhookStats()
         self._queue: collections.deque[_Delivery] = collections.deque()
