@@ -31,6 +31,7 @@ class Webhooks(Protocol):
 
 
 CHANNEL = channel_room("")
+NOTE = "note:"
 
 
 class Hub:
@@ -62,15 +63,27 @@ class Hub:
     async def user_join(self, sid: str, data: Any) -> dict[str, str]:
         """Re-authenticate, enter every channel granted by exact id and leave the ones
         no longer granted (rooms the app put the session in stay)."""
-        identity = await self.pool.reauthenticate(sid, p.token_of(data))
-        kept = self.pool.app_rooms(sid)
-        for room in sorted(self.pool.rooms_of(sid) - kept):
-            if room.startswith(CHANNEL) and not identity.may_join_channel(room[len(CHANNEL) :]):
-                await self.pool.leave(sid, room)
+        identity = await self._reauthenticate(sid, p.token_of(data))
         for channel_id in identity.exact_channels():
             if not self.pool.in_room(sid, channel_room(channel_id)):
                 await self.pool.join(sid, channel_room(channel_id))
         return {"id": identity.user_id, "name": identity.name}
+
+    async def _reauthenticate(self, sid: str, token: object) -> Identity:
+        """A fresh token's identity for the session; it leaves the channel and note rooms
+        the new grants no longer cover (rooms the app put it in stay)."""
+        identity = await self.pool.reauthenticate(sid, token)
+        kept = self.pool.app_rooms(sid)
+        for room in sorted(self.pool.rooms_of(sid) - kept):
+            if room.startswith(CHANNEL):
+                granted = identity.may_join_channel(room[len(CHANNEL) :])
+            elif room.startswith(NOTE):
+                granted = identity.may_read_doc(room)  # room note:<id> is document note:<id>
+            else:
+                continue
+            if not granted:
+                await self.pool.leave(sid, room)
+        return identity
 
     async def heartbeat(self, sid: str) -> dict[str, bool]:
         await self.pool.touch(sid)
@@ -96,7 +109,7 @@ class Hub:
         note_id = p.ident(body, "note_id")
         identity: Identity = self.pool.identity(sid)
         if p.token_of(body) is not None:
-            identity = await self.pool.reauthenticate(sid, p.token_of(body))
+            identity = await self._reauthenticate(sid, p.token_of(body))
         if not identity.may_read_doc(f"note:{note_id}"):
             raise Forbidden(f"the token does not grant document note:{note_id}")
         await self.pool.join(sid, f"note:{note_id}")
@@ -106,7 +119,7 @@ class Hub:
         """Enter every channel the (fresh) token grants by exact id."""
         identity: Identity = self.pool.identity(sid)
         if p.token_of(data) is not None:
-            identity = await self.pool.reauthenticate(sid, p.token_of(data))
+            identity = await self._reauthenticate(sid, p.token_of(data))
         joined = []
         for channel_id in identity.exact_channels():
             await self.pool.join(sid, channel_room(channel_id))

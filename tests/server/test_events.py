@@ -410,3 +410,24 @@ async def test_a_session_marks_a_bounded_number_of_models(daemon: DaemonProcess)
         assert refused(await c.call("usage", {"model": "one-too-many"}), "too_many_models")
     finally:
         await c.close()
+
+
+async def test_a_fresh_token_with_fewer_grants_leaves_their_rooms(daemon: DaemonProcess) -> None:
+    """Whatever re-authenticates (user-join, join-channels, join-note with a token), the
+    session leaves the channel and note rooms the new token no longer grants."""
+    c = await connect(daemon, "alice", channels=["c1", "c2"], docs=["note:*"])
+    try:
+        await c.call("channel:join", {"channel_id": "c1"})
+        await c.call("join-note", {"note_id": "n1"})
+        assert {"channel:c1", "note:n1"} <= set((await session_of(daemon, c.sid))["rooms"])
+        fewer = daemon.token("alice", channels=["c2"], docs=["note:n2"])
+        ack = await c.call("join-channels", {"auth": {"token": fewer}})
+        assert ack == {"ok": True, "channels": ["c2"]}
+        rooms = set((await session_of(daemon, c.sid))["rooms"])
+        assert "channel:c1" not in rooms and "note:n1" not in rooms and "channel:c2" in rooms
+        await c.call("join-note", {"note_id": "n2", "auth": {"token": daemon.token(
+            "alice", docs=["note:n2"])}})  # fmt: skip
+        rooms = set((await session_of(daemon, c.sid))["rooms"])
+        assert "note:n2" in rooms and "channel:c2" not in rooms  # that token grants no channel
+    finally:
+        await c.close()
