@@ -41,6 +41,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rtctl.server.shards import pump_shards
+
 log = logging.getLogger("rtctl.bus")
 
 Handler = Callable[[str, bytes], Awaitable[None]]
@@ -320,23 +322,27 @@ class RedisBus:
         await self._pump(self._pubsub)
 
     async def _pump(self, pubsub: Any) -> None:
-        get = pubsub.get_sharded_message if self.sharded else pubsub.get_message
+        if self.sharded:  # a reader per shard (rtctl.server.shards)
+            await pump_shards(pubsub, self.redis, self._handle)
+            return
         pool = self._master_pool
         poll = 1.0 if pool is None else FOLLOW_POLL
         while True:
-            message = await get(ignore_subscribe_messages=True, timeout=poll)
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=poll)
             if pool is not None:
                 self._check_master(pool, pubsub.connection)
-            if message is None:
-                continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            data = message["data"]
-            try:
-                await self.handler(channel, data if isinstance(data, bytes) else str(data).encode())
-            except Exception:
-                self.dropped += 1
-                log.exception("bus handler failed on %s", channel)
+            if message is not None:
+                await self._handle(message)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        data = message["data"]
+        try:
+            await self.handler(channel, data if isinstance(data, bytes) else str(data).encode())
+        except Exception:
+            self.dropped += 1
+            log.exception("bus handler failed on %s", channel)
 
     @staticmethod
     def _check_master(pool: Any, connection: Any) -> None:

@@ -335,3 +335,28 @@ async def test_bus_listener_outlives_outages(
     finally:
         await bus.close()
         await client.aclose()
+
+
+async def test_cluster_deliveries_do_not_wait_on_idle_shards(
+    make_daemon: Any, redis_cluster: RedisClusterSetup, clients: list[LiveClient]
+) -> None:
+    """A node listening on several shards hands on each message as it arrives: waiting on
+    one shard at a time (redis-py's round robin) delayed some by up to a second each."""
+    start = daemons_on(make_daemon, redis_cluster.url, RTCTL_REDIS_CLUSTER="1")
+    a, b = start("node-a"), start("node-b")
+    sender = await members(await connect(a, "sender", channels=["*"]), "c1")
+    readers = [await members(await connect(b, f"reader-{i}", channels=["*"]), "c1", f"c{i + 2}")
+               for i in range(4)]  # subscriptions of node B on several shards  # fmt: skip
+    clients += [sender, *readers]
+    channel = f"{a.env['RTCTL_PREFIX']}:ch:room:channel:c1"
+    shard = redis_cluster.node_for_key(channel)
+    await until(lambda: int(shard.command("PUBSUB", "SHARDNUMSUB", channel)[1]) >= 2,
+                what="both nodes subscribed to the channel's room")  # fmt: skip
+    worst = 0.0
+    for n in range(8):
+        sent = time.monotonic()
+        await sender.call("events:channel", {"channel_id": "c1", "data": {"type": "m", "data": n}})
+        await readers[0].next_event("events:channel", lambda e, n=n: e["data"]["data"] == n)
+        worst = max(worst, time.monotonic() - sent)
+        await asyncio.sleep(0.15)  # idle shards between messages
+    assert worst < 0.5, f"a delivery took {worst:.2f}s"
