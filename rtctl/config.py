@@ -66,6 +66,9 @@ class Settings:
     call_timeout: float = _opt(10.0, "default timeout of a server-to-client call, in seconds")
     connect_timeout: float = _opt(45.0, "seconds a new connection has to authenticate")
     header_timeout: float = _opt(10.0, "seconds a client has to send an HTTP request's headers")
+    write_timeout: float = _opt(
+        30.0, "seconds an HTTP response may wait on a client that reads nothing"
+    )
     usage_ttl: float = _opt(30.0, "seconds a model usage mark lives unless renewed")
     node_ttl: float = _opt(15.0, "Redis mode: seconds without a heartbeat before a node is dead")
     doc_max_update: int = _opt(512 * 1024, "largest Yjs update a client may send, in bytes")
@@ -141,7 +144,7 @@ class Settings:
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
         for name in ("request_timeout", "call_timeout", "connect_timeout", "usage_ttl", "node_ttl",
-                     "drain_grace", "header_timeout",
+                     "drain_grace", "header_timeout", "write_timeout",
                      "auth_hook_timeout", "auth_hook_cache", "webhook_debounce"):  # fmt: skip
             if getattr(self, name) <= 0:
                 out.append(f"{name}: must be a positive number of seconds")

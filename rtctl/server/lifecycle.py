@@ -204,6 +204,7 @@ def run(parts: Components) -> None:
         loop = "asyncio"
     http, ws = protocol_classes(
         header_timeout=settings.header_timeout,
+        write_timeout=settings.write_timeout,
         max_unsent=settings.max_unsent_bytes,
         on_slow=parts.metrics.slow_clients.inc,
     )

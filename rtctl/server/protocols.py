@@ -30,14 +30,37 @@ CLOSE_GRACE = 10.0  # seconds a closed WebSocket has to take its close frame bef
 
 
 class HubHttpProtocol(HttpToolsProtocol):
-    """HTTP/1.1 whose request headers must arrive within ``header_timeout`` seconds.
+    """HTTP/1.1 whose request headers must arrive within ``header_timeout`` seconds,
+    and whose responses may not wait on a client that stops reading for more than
+    ``write_timeout`` seconds (a long-polling GET whose client went quiet).
 
-    The clock starts when the connection opens and when a new request on it begins,
-    and stops when the headers are complete (a WebSocket upgrade included).
+    The header clock starts when the connection opens and when a new request on it
+    begins, and stops when the headers are complete (a WebSocket upgrade included).
+    The write clock runs while the transport has paused writing for a full buffer.
     """
 
     header_timeout = 10.0
+    write_timeout = 30.0
     _header_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            loop = asyncio.get_running_loop()
+            self._write_timer = loop.call_later(self.write_timeout, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_stalled(self) -> None:
+        self._write_timer = None
+        log.info("closing connection from %s: it read nothing for %gs (write_timeout)",
+                 _address(self.client), self.write_timeout)  # fmt: skip
+        self.transport.abort()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -54,6 +77,9 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
 
     def _arm_header_timer(self) -> None:
@@ -138,7 +164,11 @@ def _address(client: tuple[str, int] | None) -> str:
 
 
 def protocol_classes(
-    *, header_timeout: float, max_unsent: int, on_slow: Callable[[], None]
+    *,
+    header_timeout: float,
+    max_unsent: int,
+    on_slow: Callable[[], None],
+    write_timeout: float = 30.0,
 ) -> tuple[type[HubHttpProtocol], type[HubWebSocketProtocol]]:
     """The HTTP and WebSocket protocol classes to hand uvicorn, with these bounds."""
 
@@ -149,6 +179,7 @@ def protocol_classes(
         pass
 
     HttpProtocol.header_timeout = header_timeout
+    HttpProtocol.write_timeout = write_timeout
     WebSocketProtocol.max_unsent = max_unsent
     WebSocketProtocol.on_slow = staticmethod(on_slow)  # type: ignore[method-assign]
     return HttpProtocol, WebSocketProtocol

@@ -343,3 +343,29 @@ def test_a_client_that_leaves_the_namespace_but_keeps_its_connection_is_closed(
         assert closed, "the connection without a session was kept"
     finally:
         sock.close()
+
+
+def test_a_polling_get_whose_client_reads_nothing_is_closed(make_daemon: Any) -> None:
+    """A long-polling response waits on a client that stopped reading for at most
+    write_timeout, then its connection (and file descriptor) is let go."""
+    d: DaemonProcess = make_daemon(RTCTL_WRITE_TIMEOUT="2", RTCTL_MAX_UNSENT_BYTES=str(64 << 20))
+    sid = _polling_session(d)
+    connect = "40" + json.dumps({"token": d.token("quiet")})
+    assert _http(d, _post(sid, connect.encode())).startswith(b"HTTP/1.1 200")
+    _wait_for_sessions(d, 1)
+    event = {"event": "news", "data": "x" * 500_000, "user": "quiet"}
+    for _ in range(20):  # 10 MB waiting for the next poll
+        assert d.http("POST", "/api/v1/emit", event)[0] == 200
+    with socket.socket() as poll:
+        poll.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        poll.connect(("127.0.0.1", d.port))
+        poll.sendall(f"GET {SIO}&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(4.0)  # never read: the response stalls in the daemon's buffer
+        got = 0
+        poll.settimeout(5)
+        try:
+            while chunk := poll.recv(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+    assert got < 10_000_000, f"the whole response came ({got} bytes): nothing was cut"
