@@ -141,7 +141,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisState(RedisRevocations):
+class RedisState:
     name = "redis"
 
     def __init__(
@@ -153,6 +153,7 @@ class RedisState(RedisRevocations):
         self.node_ttl = node_ttl
         lua = Path(__file__).with_name("lua")
         self._scripts = {n: client.register_script((lua / f"{n}.lua").read_text()) for n in SCRIPTS}
+        self._revocations = RedisRevocations(client, self.keys, self._run)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisState:
@@ -398,27 +399,27 @@ class RedisState(RedisRevocations):
 
     @backend_call
     async def revoke_jti(self, jti: str, until: float) -> None:
-        await self._revoke_jti(jti, until)
+        await self._revocations.revoke_jti(jti, until)
 
     @backend_call
     async def revoke_user(self, user_id: str, cutoff: float) -> None:
-        await self._revoke_user(user_id, cutoff)
+        await self._revocations.revoke_user(user_id, cutoff)
 
     @backend_call
     async def is_revoked(self, jti: str | None, user_id: str, issued_at: float | None) -> bool:
-        return await self._is_revoked(jti, user_id, issued_at)
+        return await self._revocations.is_revoked(jti, user_id, issued_at)
 
     @backend_call
     async def list_revocations(self) -> list[RevocationRecord]:
-        return await self._list_revocations()
+        return await self._revocations.list_revocations()
 
     @backend_call
     async def unrevoke_jti(self, jti: str) -> bool:
-        return await self._unrevoke_jti(jti)
+        return await self._revocations.unrevoke_jti(jti)
 
     @backend_call
     async def unrevoke_user(self, user_id: str) -> bool:
-        return await self._unrevoke_user(user_id)
+        return await self._revocations.unrevoke_user(user_id)
 
     # tasks ---------------------------------------------------------------------------------
 
