@@ -159,6 +159,16 @@ class AdminApp:
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._token)
 
     def _declare(self) -> None:
+        """The probes, the reads and the operator's actions (documents, tokens and the
+        app's routes have declarations of their own)."""
+        self._declare_probes()
+        self._declare_reads()
+        self._declare_kick()
+        self._declare_actions()
+        self._declare_tasks()
+
+    def _declare_probes(self) -> None:
+        """Health, readiness, metrics and the OpenAPI document: public."""
         r, op = self.router, self.operator
 
         @r.route("GET", "/healthz", "Liveness: 200 while the process runs", public=True)
@@ -189,6 +199,10 @@ class AdminApp:
         @r.route("GET", f"{API}/openapi.json", "This document", public=True)
         async def openapi(req: Request) -> Response:
             return Response.json(r.openapi())
+
+    def _declare_reads(self) -> None:
+        """The deployment as it is."""
+        r, op = self.router, self.operator
 
         @r.route("GET", f"{API}/status", "Health of the deployment")
         async def status(req: Request) -> Response:
@@ -221,6 +235,10 @@ class AdminApp:
         async def sessions(req: Request) -> Response:
             found = await op.sessions(user_id=req.query.get("user"), room=req.query.get("room"))
             return Response.json([s.to_json() for s in found])
+
+    def _declare_kick(self) -> None:
+        """Disconnecting sessions."""
+        r, op = self.router, self.operator
 
         @r.route(
             "POST",
@@ -256,6 +274,10 @@ class AdminApp:
         @r.route("GET", f"{API}/usage", "Models in use and by which sessions")
         async def usage(req: Request) -> Response:
             return Response.json([u.to_json() for u in await op.usage()])
+
+    def _declare_actions(self) -> None:
+        """Emits and server-to-client calls."""
+        r, op = self.router, self.operator
 
         @r.route(
             "POST",
@@ -299,6 +321,10 @@ class AdminApp:
                 raise errors.UsageError("sid must be a string")
             reply = await op.call(body["sid"], body.get("event"), body.get("data"), timeout)  # type: ignore[arg-type]
             return Response.json({"sid": body["sid"], "reply": reply})
+
+    def _declare_tasks(self) -> None:
+        """Removing dead nodes' leftovers, and tasks: list and stop."""
+        r, op = self.router, self.operator
 
         @r.route(
             "POST",
