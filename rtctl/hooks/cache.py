@@ -76,5 +76,7 @@ class RedisHookCache:
     @backend_call
     async def bump(self, user_id: str) -> None:
         key = self.keys.hook_generation(user_id)
-        await self.redis.incr(key)
-        await self.redis.expire(key, int(GENERATION_TTL))
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.incr(key)
+            pipe.expire(key, int(GENERATION_TTL))
+            await pipe.execute()
