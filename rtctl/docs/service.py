@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import pycrdt
@@ -336,6 +337,13 @@ class DocService:
         await self._depart(sid, doc, identity.user_id)
         await patiently(lambda: self.pool.leave(sid, doc_room(doc_id)))
         return {"ok": True, "document_id": doc_id}
+
+    async def reauthenticated(self, sid: str, identity: Identity) -> None:
+        """The session took a fresh token: it leaves the documents the token no longer
+        lets it read, in turn with what it sent before (a write grant is checked per update)."""
+        for doc_id in sorted(self._joined.get(sid, ())):
+            if not identity.may_read_doc(doc_id):
+                await self._queued(sid, None, partial(self._leave, sid, doc_id))
 
     # writing -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ deployment, in-process when embedded, over Redis otherwise.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from rtctl.auth import Identity, valid_id
@@ -53,6 +54,8 @@ class Hub:
         self.call_timeout = call_timeout
         self.commands: dict[str, CommandHandler] = {}  # more ops (tasks_stop: the task runner)
         self.webhooks: Webhooks | None = None  # what the app must record (SPEC §9)
+        # told of each fresh identity a session takes (documents leave what it no longer reads)
+        self.on_reauthenticated: list[Callable[[str, Identity], Awaitable[None]]] = []
 
     def add_command(self, op: str, handler: CommandHandler) -> None:
         """Serve one more command op on this node (see ``rtctl.hub.peers``)."""
@@ -70,8 +73,8 @@ class Hub:
         return {"id": identity.user_id, "name": identity.name}
 
     async def _reauthenticate(self, sid: str, token: object) -> Identity:
-        """A fresh token's identity for the session; it leaves the channel and note rooms
-        the new grants no longer cover (rooms the app put it in stay)."""
+        """A fresh token's identity for the session; it leaves the channel and note rooms,
+        and the documents, the new grants no longer cover (rooms the app put it in stay)."""
         identity = await self.pool.reauthenticate(sid, token)
         kept = self.pool.app_rooms(sid)
         for room in sorted(self.pool.rooms_of(sid) - kept):
@@ -83,6 +86,8 @@ class Hub:
                 continue
             if not granted:
                 await self.pool.leave(sid, room)
+        for told in self.on_reauthenticated:
+            await told(sid, identity)
         return identity
 
     async def heartbeat(self, sid: str) -> dict[str, bool]:

@@ -127,6 +127,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     for name, handler in docs.events().items():
         endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)
+    hub.on_reauthenticated.append(docs.reauthenticated)
     tasks = _tasks(settings, state, transport, pool, hub, endpoint)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
                      cleanup, DocOperator(docs.store, state))  # fmt: skip

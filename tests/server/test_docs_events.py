@@ -394,3 +394,28 @@ async def test_a_large_state_goes_binary_unless_asked_otherwise(daemon: DaemonPr
     finally:
         await a.client.close()
         await b.close()
+
+
+async def test_a_fresh_token_without_the_document_leaves_it(daemon: DaemonProcess) -> None:
+    """Re-authenticating (here with user-join) with a token that no longer grants a
+    document takes the session out of it: no more relayed updates, no more awareness."""
+    writer = Editor(await connect(daemon, "alice", **grants()), "note:kept")
+    reader = Editor(await connect(daemon, "bob", **grants()), "note:kept")
+    try:
+        await writer.join()
+        await reader.join()
+        await writer.edit(0, "before")
+        await reader.client.next_event("ydoc:document:update")
+        narrower = daemon.token("bob", docs=["note:other"])
+        assert (await reader.client.call("user-join", {"auth": {"token": narrower}}))["id"] == "bob"
+        left = await writer.client.next_event("ydoc:user:left")
+        assert left == {"document_id": "note:kept", "user_id": "bob"}
+        reader.client.events.clear()
+        await writer.edit(6, " after")
+        mark = await reader.client.call("heartbeat", {})  # anything relayed arrived before this
+        assert mark == {"ok": True} and reader.client.received("ydoc:document:update") == []
+        again = await reader.client.call("ydoc:document:join", {"document_id": "note:kept"})
+        assert again["error"]["code"] == "forbidden"
+    finally:
+        await writer.client.close()
+        await reader.client.close()
