@@ -43,7 +43,7 @@ def test_app_api_is_pinned() -> None:
     assert callable(rtctl.TaskContext.emit)
     assert sorted(rtctl.TaskRecord(
         "t", "echo", "alice", "n", 0.0, "c").to_json()) == sorted(
-        ["id", "kind", "item_id", "user_id", "node", "started_at"])  # fmt: skip
+        ["id", "kind", "item_id", "message_id", "user_id", "node", "started_at"])  # fmt: skip
 
 
 def test_client_api_is_pinned() -> None:

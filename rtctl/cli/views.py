@@ -68,14 +68,14 @@ NODE = View(
     ),
 )  # fmt: skip
 USER = View(
-    fields=("user_id", "user_name", "sessions"),
+    fields=("user_id", "user_name", "sessions", "nodes"),
     id_field="user_id",
-    columns=_cols("USER=user_id", "NAME=user_name", "SESSIONS=sessions"),
+    columns=_cols("USER=user_id", "NAME=user_name", "SESSIONS=sessions", "+NODES=nodes"),
 )
 ROOM = View(
-    fields=("room", "members"),
+    fields=("room", "members", "nodes"),
     id_field="room",
-    columns=_cols("ROOM=room", "MEMBERS=members"),
+    columns=_cols("ROOM=room", "MEMBERS=members", "+NODES=nodes"),
 )
 USAGE = View(
     fields=("model", "count", "sessions", "updated_at"),
@@ -124,10 +124,11 @@ DOC_COMPACT = View(
     ),
 )  # fmt: skip
 TASK = View(
-    fields=("id", "kind", "item_id", "user_id", "node", "started_at"),
+    fields=("id", "kind", "item_id", "message_id", "user_id", "node", "started_at"),
     id_field="id",
     columns=_cols(
-        "ID=id", "KIND=kind", "ITEM=item_id", "USER=user_id", "NODE=node", "STARTED=started_at",
+        "ID=id", "KIND=kind", "ITEM=item_id", "+MESSAGE=message_id", "USER=user_id", "NODE=node",
+        "STARTED=started_at",
     ),
 )  # fmt: skip
 TASK_STOP = View(

@@ -154,7 +154,7 @@ class AsyncClient:
     ) -> dict[str, Any]:
         """Start a task of ``kind`` for ``user`` (e.g. ``echo`` or an app's kind with a
         chat's ``messages`` in ``payload``); its events stream to the user's sessions.
-        Returns its record: ``{id, kind, item_id, user_id, node, started_at}``."""
+        Returns its record: ``{id, kind, item_id, message_id, user_id, node, started_at}``."""
         fields = {"kind": kind, "user": user, "item_id": item_id, "message_id": message_id,
                   "payload": payload}  # fmt: skip
         if self._admin is not None:

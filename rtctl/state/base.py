@@ -62,6 +62,11 @@ class NodeRecord:
 class RoomRecord:
     room: str
     members: int
+    nodes: list[str] = field(default_factory=list)  # the nodes its members are on
+
+    def sorted(self) -> RoomRecord:
+        self.nodes.sort()
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +77,11 @@ class OnlineUser:
     user_id: str
     user_name: str
     sessions: int
+    nodes: list[str] = field(default_factory=list)  # the nodes its sessions are on
+
+    def sorted(self) -> OnlineUser:
+        self.nodes.sort()
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,23 +112,25 @@ class TaskRecord:
     node: str
     started_at: float
     item_id: str | None = None  # the chat (or document) it works on
+    message_id: str | None = None  # the message it writes, in that chat
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "item_id": self.item_id,
-                "user_id": self.user_id, "node": self.node,
+                "message_id": self.message_id, "user_id": self.user_id, "node": self.node,
                 "started_at": iso(self.started_at)}  # fmt: skip
 
     def to_wire(self) -> dict[str, Any]:
         """As stored: ``started_at`` in seconds."""
         return {"id": self.id, "kind": self.kind, "item_id": self.item_id,
-                "user_id": self.user_id, "node": self.node,
+                "message_id": self.message_id, "user_id": self.user_id, "node": self.node,
                 "started_at": self.started_at}  # fmt: skip
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> TaskRecord:
-        item = d.get("item_id")
+        item, message = d.get("item_id"), d.get("message_id")  # absent in older records
         return cls(str(d["id"]), str(d["kind"]), str(d["user_id"]), str(d["node"]),
-                   float(d["started_at"]), None if item is None else str(item))  # fmt: skip
+                   float(d["started_at"]), None if item is None else str(item),
+                   None if message is None else str(message))  # fmt: skip
 
 
 @dataclass
@@ -204,4 +216,6 @@ def online_from_sessions(sessions: Iterable[SessionRecord]) -> list[OnlineUser]:
     for s in sessions:
         entry = users.setdefault(s.user_id, OnlineUser(s.user_id, s.user_name, 0))
         entry.sessions += 1
-    return sorted(users.values(), key=lambda u: u.user_id)
+        if s.node not in entry.nodes:
+            entry.nodes.append(s.node)
+    return [users[uid].sorted() for uid in sorted(users)]

@@ -151,7 +151,10 @@ class MemoryState:
         return True
 
     async def list_rooms(self) -> list[RoomRecord]:
-        return [RoomRecord(room, len(sids)) for room, sids in sorted(self._by_room.items())]
+        return [
+            RoomRecord(room, len(sids), sorted({self._sessions[sid].node for sid in sids}))
+            for room, sids in sorted(self._by_room.items())
+        ]
 
     async def online_users(self) -> list[OnlineUser]:
         return online_from_sessions(self._sessions.values())

@@ -263,11 +263,17 @@ class RedisState:
 
     async def _per_node(self, queue: Callable[[Any, str], Any]) -> list[Any]:
         """Run one pipelined command per live node; results in node order."""
+        return (await self._nodes_and_answers(queue))[1]
+
+    async def _nodes_and_answers(
+        self, queue: Callable[[Any, str], Any]
+    ) -> tuple[list[str], list[Any]]:
+        """The live nodes, and what ``queue``'s commands for each answered, in node order."""
         ids = await self.live_node_ids()
         async with self.redis.pipeline(transaction=False) as pipe:
             for node_id in ids:
                 queue(pipe, node_id)
-            return list(await pipe.execute())
+            return ids, list(await pipe.execute())
 
     @backend_call
     async def list_sessions(
@@ -343,11 +349,17 @@ class RedisState:
 
     @backend_call
     async def list_rooms(self) -> list[RoomRecord]:
-        totals: dict[str, int] = {}
-        for counts in await self._per_node(lambda pipe, n: pipe.hgetall(self.keys.room_counts(n))):
+        rooms: dict[str, RoomRecord] = {}
+        ids, answers = await self._nodes_and_answers(
+            lambda pipe, n: pipe.hgetall(self.keys.room_counts(n))
+        )
+        for node, counts in zip(ids, answers, strict=True):
             for room, count in counts.items():
-                totals[_text(room)] = totals.get(_text(room), 0) + int(count)
-        return [RoomRecord(room, n) for room, n in sorted(totals.items()) if n > 0]
+                if int(count) > 0:
+                    entry = rooms.setdefault(_text(room), RoomRecord(_text(room), 0))
+                    entry.members += int(count)
+                    entry.nodes.append(node)
+        return [rooms[room].sorted() for room in sorted(rooms)]
 
     @backend_call
     async def online_users(self) -> list[OnlineUser]:
@@ -355,15 +367,17 @@ class RedisState:
             pipe.hgetall(self.keys.user_counts(n))
             pipe.hgetall(self.keys.partition(n) + ":names")
 
-        answers = await self._per_node(queue)
+        ids, answers = await self._nodes_and_answers(queue)
         users: dict[str, OnlineUser] = {}
-        for counts, names in zip(answers[::2], answers[1::2], strict=True):
+        for node, counts, names in zip(ids, answers[::2], answers[1::2], strict=True):
             for user, count in counts.items():
+                if int(count) <= 0:
+                    continue
                 uid = _text(user)
-                name = _text(names.get(user, user))
-                entry = users.setdefault(uid, OnlineUser(uid, name, 0))
+                entry = users.setdefault(uid, OnlineUser(uid, _text(names.get(user, user)), 0))
                 entry.sessions += int(count)
-        return sorted(users.values(), key=lambda u: u.user_id)
+                entry.nodes.append(node)
+        return [users[uid].sorted() for uid in sorted(users)]
 
     # model usage ---------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ class TaskRunner:
         async with self._turns.of(user_id) if self.settings.max_tasks_per_user else _NO_TURN:
             await self._within_quota(user_id)
             record = TaskRecord(uuid.uuid4().hex, kind, user_id, self.node_id, time.time(),
-                                item_id)  # fmt: skip
+                                item_id, message_id)  # fmt: skip
             first = item_id is not None and not await self._item_busy(item_id)
             ctx = TaskContext(record.id, kind, user_id, item_id, message_id, dict(data or {}),
                               self.settings, self._emit)  # fmt: skip

@@ -61,11 +61,13 @@ async def test_sessions_rooms_users_usage(hub: DaemonProcess, acli: Any, connect
     members = await acli("rooms", "members", "user:lister", "-o", "json")
     assert [m["sid"] for m in members.json()] == [alice.sid]
     rooms = (await acli("rooms", "list", "-o", "json")).json()
-    assert {"room": "user:lister", "members": 1} in rooms
+    node = rooms[0]["nodes"][0]
+    assert {"room": "user:lister", "members": 1, "nodes": [node]} in rooms
     assert "channel:general" in (await acli("rooms", "list", "-o", "name")).lines
 
     users = (await acli("users", "online", "-o", "json")).json()
-    assert {"user_id": "lister", "user_name": "Lister", "sessions": 1} in users
+    assert {"user_id": "lister", "user_name": "Lister", "sessions": 1, "nodes": [node]} in users
+    assert f"lister\tLister\t1\t{node}" in (await acli("users", "online", "-o", "wide")).lines
 
     async def usage() -> list[dict[str, Any]]:
         marks = (await acli("usage", "list", "-o", "json")).json()

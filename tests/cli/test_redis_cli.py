@@ -54,6 +54,11 @@ async def test_operate_two_daemons_through_redis_alone(
         members = await cli(["rooms", "members", "channel:general", "-o", "name"], env)
         assert sorted(members.lines) == sorted([alice.sid, bob.sid])
         assert sorted((await cli(["users", "online", "-o", "name"], env)).lines) == ["alice", "bob"]
+        # -o wide says where: the channel's members are on both nodes, each user on one
+        rooms = (await cli(["rooms", "list", "-o", "wide"], env)).lines
+        assert "channel:general\t2\tnode-a,node-b" in rooms
+        users = (await cli(["users", "online", "-o", "wide"], env)).lines
+        assert sorted(line.split("\t")[-1] for line in users) == ["node-a", "node-b"]
         assert (await cli(["nodes", "list", "-o", "name"], env)).lines == ["node-a", "node-b"]
         status = await cli(["status", "-o", "json"], env)
         assert status.code == 0 and json.loads(status.out)["backend"] == "redis"

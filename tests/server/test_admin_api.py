@@ -289,16 +289,17 @@ async def test_users_online_rooms_and_members(daemon: DaemonProcess) -> None:
         await a1.call("channel:join", {"channel_id": "general"})
         status, users = await http(daemon, "GET", "/api/v1/users/online")
         assert status == 200
+        node = [(await http(daemon, "GET", "/api/v1/nodes"))[1][0]["id"]]
         assert users == [
-            {"user_id": "alice", "user_name": "Alice", "sessions": 2},
-            {"user_id": "bob", "user_name": "Bob", "sessions": 1},
+            {"user_id": "alice", "user_name": "Alice", "sessions": 2, "nodes": node},
+            {"user_id": "bob", "user_name": "Bob", "sessions": 1, "nodes": node},
         ]
         status, rooms = await http(daemon, "GET", "/api/v1/rooms")
         assert status == 200
         assert rooms == [
-            {"room": "channel:general", "members": 1},
-            {"room": "user:alice", "members": 2},
-            {"room": "user:bob", "members": 1},
+            {"room": "channel:general", "members": 1, "nodes": node},
+            {"room": "user:alice", "members": 2, "nodes": node},
+            {"room": "user:bob", "members": 1, "nodes": node},
         ]
         status, members = await http(daemon, "GET", "/api/v1/rooms/user:alice/members")
         assert status == 200 and {m["sid"] for m in members} == {a1.sid, a2.sid}

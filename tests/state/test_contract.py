@@ -130,7 +130,11 @@ async def test_join_and_leave(state: StateBackend) -> None:
 async def test_list_rooms_is_sorted(state: StateBackend) -> None:
     await state.add_session(session("s1", "zed", rooms=["user:zed", "doc_b", "channel:a"]))
     assert [r.room for r in await state.list_rooms()] == ["channel:a", "doc_b", "user:zed"]
-    assert (await state.list_rooms())[0].to_json() == {"room": "channel:a", "members": 1}
+    assert (await state.list_rooms())[0].to_json() == {
+        "room": "channel:a",
+        "members": 1,
+        "nodes": ["node-1"],
+    }
 
 
 async def test_online_users(state: StateBackend) -> None:
@@ -139,8 +143,8 @@ async def test_online_users(state: StateBackend) -> None:
     await state.add_session(session("a2", "alice"))
     online = [u.to_json() for u in await state.online_users()]
     assert online == [
-        {"user_id": "alice", "user_name": "Alice", "sessions": 2},
-        {"user_id": "bob", "user_name": "Bob", "sessions": 1},
+        {"user_id": "alice", "user_name": "Alice", "sessions": 2, "nodes": ["node-1"]},
+        {"user_id": "bob", "user_name": "Bob", "sessions": 1, "nodes": ["node-1"]},
     ]
 
 
@@ -296,7 +300,7 @@ async def test_room_size_counts_members_across_the_deployment(state: StateBacken
 
 
 def task(task_id: str, item: str | None = "chat-1", at: float = 1000.0) -> TaskRecord:
-    return TaskRecord(task_id, "echo", "alice", "node-1", at, item)
+    return TaskRecord(task_id, "echo", "alice", "node-1", at, item, f"m-{task_id}")
 
 
 async def test_tasks_registry(state: StateBackend) -> None:
@@ -311,7 +315,7 @@ async def test_tasks_registry(state: StateBackend) -> None:
     found = await state.find_task("t1")
     assert found is not None and found[1] is True
     assert found[0].to_json() == {"id": "t1", "kind": "echo", "item_id": "chat-1",
-                                  "user_id": "alice", "node": "node-1",
+                                  "message_id": "m-t1", "user_id": "alice", "node": "node-1",
                                   "started_at": "1970-01-01T00:00:01.000Z"}  # fmt: skip
     removed = await state.remove_task("t2", "node-1")
     assert removed is not None and removed.item_id == "chat-2"

@@ -64,9 +64,20 @@ async def test_echo_streams_and_stops_from_the_cli(make_daemon: Any, tmp_path: P
         listed = await acli(d, tmp_path, "tasks", "list", "-o", "json")
         assert listed.code == 0, listed.err
         [row] = listed.json()
-        assert sorted(row) == ["id", "item_id", "kind", "node", "started_at", "user_id"]
-        assert (row["id"], row["kind"], row["item_id"], row["user_id"]) == (
-            task_id, "echo", "c1", "alice")  # fmt: skip
+        assert sorted(row) == [
+            "id",
+            "item_id",
+            "kind",
+            "message_id",
+            "node",
+            "started_at",
+            "user_id",
+        ]
+        assert (row["id"], row["kind"], row["item_id"], row["message_id"], row["user_id"]) == (
+            task_id, "echo", "c1", "m1", "alice")  # fmt: skip
+        wide = await acli(d, tmp_path, "tasks", "list", "-o", "wide")
+        assert wide.lines[0].split("\t")[:5] == [task_id, "echo", "c1", "m1", "alice"]
+        assert "m1" not in (await acli(d, tmp_path, "tasks", "list")).out
         by_item = await acli(d, tmp_path, "tasks", "list", "--item", "nope", "-o", "json")
         assert by_item.json() == []
 
