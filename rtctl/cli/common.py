@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from rtctl.cli import errors
 from rtctl.config import FIELDS, Settings, env_name, flag_name, load_settings
@@ -181,10 +182,44 @@ def command(
         run.__annotations__ = {p.name: p.annotation for p in params}
         run.__name__, run.__doc__ = fn.__name__, fn.__doc__
         epilog = view.epilog() if view is not None else None
-        group.command(name, epilog=epilog)(run)
+        group.command(name, epilog=epilog, cls=Command)(run)
         return fn
 
     return register
+
+
+class Command(TyperCommand):
+    """A command whose help names each argument by its metavar alone: ``SID|-``, not
+    ``SID|- <list[str]>`` (the Python type it is parsed into), in the list; ``EVENT``,
+    not ``{EVENT}``, for a required argument in the usage line."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                piece = name if param.required else f"[{name}]"
+                pieces.append(piece + ("..." if param.nargs != 1 and "…" not in name else ""))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                name, text = record
+                typed = param.display_type_rich(ctx)
+                if typed and name.endswith(f" {typed}"):
+                    name = name[: -len(typed) - 1]
+                args.append((name, text))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:

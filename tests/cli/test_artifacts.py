@@ -36,6 +36,18 @@ def test_docs_name_every_command_and_option() -> None:
         assert flag in doc
 
 
+def test_help_names_arguments_as_operators_type_them() -> None:
+    """Arguments appear by their metavar: no Python type (``<list[str]>``) in the list,
+    no braces around a required one in the usage line."""
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    for bad in ("<list[", "<str>", "<int>", "{ID}", "{EVENT}", "{ROOM}"):
+        assert bad not in doc, bad
+    for usage in ("rtctl emit [OPTIONS] EVENT [DATA|-]", "rtctl sessions kick [OPTIONS] [SID|-]...",
+                  "rtctl docs export [OPTIONS] ID"):  # fmt: skip
+        assert f"Usage: {usage}\n" in doc, usage
+    assert "\n  SID|-  Session ids; '-' reads them from stdin.\n" in doc
+
+
 def complete(shell: str, **env: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-m", "rtctl"],
