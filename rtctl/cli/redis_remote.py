@@ -21,9 +21,10 @@ from rtctl.errors import BackendUnavailable
 from rtctl.hooks.cache import RedisHookCache
 from rtctl.hub.operator import Operator
 from rtctl.state.base import SessionRecord, iso
-from rtctl.state.redis import RedisState
+from rtctl.state.redis import RedisState, redis_errors
 from rtctl.state.redis_peers import RedisPeers, RoomPublisher
 from rtctl.state.redis_url import open_client
+from rtctl.state.resp import open_fast_client
 
 if TYPE_CHECKING:
     from rtctl.docs.operator import DocOperator
@@ -52,10 +53,10 @@ class RedisRemote:
 
     def _run(self, action: Callable[[Operator], Awaitable[T]]) -> T:
         async def go() -> T:
-            from redis.exceptions import RedisError
-
             s = self.settings
-            client = open_client(s.redis_url, cluster=s.redis_cluster)
+            client = open_fast_client(s.redis_url, cluster=s.redis_cluster) or open_client(
+                s.redis_url, cluster=s.redis_cluster
+            )
             state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
             peers = RedisPeers(client, state.keys, state.live_node_ids, sharded=s.redis_cluster,
                                origin=self.origin)  # fmt: skip
@@ -65,7 +66,7 @@ class RedisRemote:
             try:
                 await self._ping(state)
                 return await action(op)
-            except (RedisError, OSError) as exc:
+            except redis_errors() as exc:
                 raise BackendUnavailable(f"{self.where}: {exc}") from exc
             finally:
                 await state.close()
@@ -88,8 +89,6 @@ class RedisRemote:
         from rtctl.docs.redis import RedisDocStore
 
         async def go() -> T:
-            from redis.exceptions import RedisError
-
             s = self.settings
             client = open_client(s.redis_url, cluster=s.redis_cluster)
             state = RedisState(client, s.prefix, self.origin, node_ttl=s.node_ttl)
@@ -98,7 +97,7 @@ class RedisRemote:
             try:
                 await self._ping(state)
                 return await action(DocOperator(store, state))
-            except (RedisError, OSError) as exc:
+            except redis_errors() as exc:
                 raise BackendUnavailable(f"{self.where}: {exc}") from exc
             finally:
                 await store.close()

@@ -48,7 +48,7 @@ from rtctl.docs.store import (
     update_clocks,
 )
 from rtctl.errors import BackendUnavailable, ConfigError
-from rtctl.state.redis import _redis_errors, backend_call
+from rtctl.state.redis import backend_call, redis_errors
 
 SCRIPTS = ("doc_append", "doc_read", "doc_compact", "doc_delete", "doc_unindex")
 INDEX_GRACE = 60.0  # seconds an index entry without a document survives a list()
@@ -252,7 +252,7 @@ class RedisDocStore:
             now = repr(time.time())
             reply = await self._run("doc_append", keys, [bound, 1, new_epoch(), now, *args])
             if int(reply[0]) == 1:  # heals a removal that raced the creation
-                with contextlib.suppress(*_redis_errors()):
+                with contextlib.suppress(*redis_errors()):
                     await self.redis.zadd(self.keys.index, {doc_id: _stamp()})
         _, seqs, stored = reply
         return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -44,11 +45,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _redis_errors() -> tuple[type[BaseException], ...]:
+def redis_errors() -> tuple[type[BaseException], ...]:
+    """What a Redis client raises for a fault: redis-py's, only if redis-py is loaded (a
+    CLI process may talk to Redis through ``rtctl.state.resp`` alone)."""
+    from rtctl.state.resp import RespError
+
+    if "redis" not in sys.modules:
+        return (RespError, OSError, TimeoutError)
     from redis.exceptions import RedisClusterException, RedisError
 
     # RedisClusterException is no RedisError: "no reachable node", "slot not covered"
-    return (RedisError, RedisClusterException, OSError, TimeoutError)
+    return (RedisError, RedisClusterException, RespError, OSError, TimeoutError)
 
 
 def backend_call(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -58,7 +65,7 @@ def backend_call(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corouti
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
-        except _redis_errors() as exc:
+        except redis_errors() as exc:
             raise BackendUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
 
     return wrapper

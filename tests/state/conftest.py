@@ -19,6 +19,7 @@ from rtctl.state.base import NodeRecord, StateBackend
 from rtctl.state.memory import MemoryState
 from rtctl.state.redis import RedisState
 from rtctl.state.redis_url import open_client
+from rtctl.state.resp import RespClient, open_fast_client
 
 OpenState = Callable[[], Awaitable[StateBackend]]
 Factory = Callable[[Path, pytest.FixtureRequest], Callable[[], StateBackend]]
@@ -53,6 +54,26 @@ def sentinel_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Callable
     return lambda: LiveRedisState(open_client(setup.url), "test", "node-1")
 
 
+def resp_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], StateBackend]:
+    """``node-1`` on a private redis-server, through the CLI's own client (``resp``)."""
+    server = request.getfixturevalue("redis_server")
+    return lambda: LiveRedisState(fast_client(server.url), "test", "node-1")
+
+
+def resp_sentinel_factory(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[[], StateBackend]:
+    """``node-1`` on a fresh Sentinel deployment, through the CLI's own client."""
+    setup = request.getfixturevalue("redis_sentinel")
+    return lambda: LiveRedisState(fast_client(setup.url), "test", "node-1")
+
+
+def fast_client(url: str) -> RespClient:
+    client = open_fast_client(url)
+    assert client is not None, url
+    return client
+
+
 def cluster_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], StateBackend]:
     """``node-1`` on the shared Cluster, under a prefix of this test's own."""
     setup = request.getfixturevalue("redis_cluster")
@@ -65,6 +86,8 @@ FACTORIES: dict[str, Factory] = {
     "redis": redis_factory,
     "sentinel": sentinel_factory,
     "cluster": cluster_factory,
+    "resp": resp_factory,
+    "resp-sentinel": resp_sentinel_factory,
 }
 
 

@@ -13,15 +13,21 @@ from rtctl.state.base import NodeRecord, SessionRecord
 from rtctl.state.reaper import BATCH, LEASE, Reaper
 from rtctl.state.redis import RedisState
 from rtctl.state.redis_url import open_client
+from rtctl.state.resp import open_fast_client
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 TTL = 2.0
 
 
-@pytest.fixture
-async def states(redis_server: RedisServer) -> AsyncIterator[tuple[RedisState, RedisState]]:
-    alive = RedisState(open_client(redis_server.url), "rp", "alive", node_ttl=TTL)
+@pytest.fixture(params=["redis-py", "resp"])
+async def states(
+    redis_server: RedisServer, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[RedisState, RedisState]]:
+    """A live node and a dead one; the reaper's client is redis-py (a daemon's) or
+    ``rtctl.state.resp`` (the CLI's ``pool cleanup``)."""
+    client = open_fast_client if request.param == "resp" else open_client
+    alive = RedisState(client(redis_server.url), "rp", "alive", node_ttl=TTL)
     dead = RedisState(open_client(redis_server.url), "rp", "dead", node_ttl=TTL)
     now = time.time()
     await alive.register_node(NodeRecord("alive", "h", 1, "t", now, now))
@@ -49,13 +55,13 @@ async def test_sweep_removes_a_dead_nodes_leftovers_only(
     reaper = Reaper(alive, "alive")
     planned = await reaper.sweep(dry_run=True)
     assert [(n.node, n.sessions) for n in planned.nodes] == [("dead", count)]
-    assert await alive.redis.hlen(alive.keys.sessions("dead")) == count  # dry: nothing removed
+    assert await dead.redis.hlen(alive.keys.sessions("dead")) == count  # dry: nothing removed
 
     swept = await reaper.sweep()
     assert swept.complete and [(n.node, n.sessions) for n in swept.nodes] == [("dead", count)]
-    leftovers = [k async for k in alive.redis.scan_iter(match="{rp:n:dead}*")]
+    leftovers = [k async for k in dead.redis.scan_iter(match="{rp:n:dead}*")]
     assert leftovers == []
-    assert await alive.redis.zscore(alive.keys.nodes, "dead") is None
+    assert await dead.redis.zscore(alive.keys.nodes, "dead") is None
     assert [s.sid for s in await alive.list_sessions()] == ["a0"]
     assert await alive.list_usage(time.time()) == []
     assert (await reaper.sweep()).nodes == []  # nothing left to do
@@ -76,8 +82,8 @@ async def test_sweep_follows_the_scan_cursor_to_the_end(
         await pipe.execute()
     swept = await Reaper(alive, "alive", batch=50).sweep()
     assert swept.complete and swept.nodes[0].sessions == count
-    assert await alive.redis.hlen(alive.keys.sessions("dead")) == 0
-    assert [k async for k in alive.redis.scan_iter(match="{rp:n:dead}*")] == []
+    assert await dead.redis.hlen(alive.keys.sessions("dead")) == 0
+    assert [k async for k in dead.redis.scan_iter(match="{rp:n:dead}*")] == []
 
 
 async def test_one_reaper_at_a_time(states: tuple[RedisState, RedisState]) -> None:
@@ -96,14 +102,14 @@ async def test_a_reaper_that_lost_its_lease_deletes_nothing(
     await dead.add_session(session("d0", "dead", "u0"))
     slow = Reaper(alive, "slow")
     old_token = await slow._hold()
-    await alive.redis.delete(alive.keys.lease(LEASE))  # its lease expired while it paused
+    await dead.redis.delete(alive.keys.lease(LEASE))  # its lease expired while it paused
     newer = Reaper(alive, "newer")
     new_token = await newer._hold()
     assert new_token > old_token
     await alive._run("partition_claim", [alive.keys.partition_claim("dead")], [new_token, 10_000])
     # the slow reaper wakes up and tries a batch with its old token: fenced off
     assert await alive.remove_sessions("dead", ["d0"], fence=old_token) == []
-    assert await alive.redis.hexists(alive.keys.sessions("dead"), "d0")
+    assert await dead.redis.hexists(alive.keys.sessions("dead"), "d0")
     assert [r.sid for r in await alive.remove_sessions("dead", ["d0"], fence=new_token)] == ["d0"]
 
 
