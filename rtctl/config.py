@@ -60,6 +60,7 @@ class Settings:
     max_sessions_per_user: int = _opt(64, "concurrent sessions per user; 0 disables")
     connect_rate: float = _opt(20.0, "new connections per second per client address; 0 disables")
     max_tasks_per_user: int = _opt(8, "running tasks per user, deployment-wide; 0 disables")
+    task_timeout: float = _opt(1800.0, "seconds a task may run before it is ended; 0 disables")
     max_unsent_bytes: int = _opt(
         4 * 1024 * 1024, "output a client may leave unread before it is disconnected, in bytes"
     )
@@ -140,7 +141,7 @@ class Settings:
         if self.doc_max_update > self.doc_max_bytes:
             out.append("doc_max_update: cannot exceed doc_max_bytes")
         for name in ("rate_limit", "max_sessions_per_user", "connect_rate", "doc_rate",
-                     "max_tasks_per_user"):  # fmt: skip
+                     "max_tasks_per_user", "task_timeout"):  # fmt: skip
             if getattr(self, name) < 0:
                 out.append(f"{name}: must be 0 (off) or positive")
         for name in ("request_timeout", "call_timeout", "connect_timeout", "usage_ttl", "node_ttl",

@@ -184,14 +184,22 @@ class TaskRunner:
 
     async def _run(self, running: _Running, run: TaskKind) -> None:
         record = running.record
+        limit = self.settings.task_timeout
+        deadline = asyncio.timeout(limit or None)
         try:
-            await run(running.ctx)
+            async with deadline:
+                await run(running.ctx)
         except asyncio.CancelledError:
             if not running.stopping:
                 raise
         except Exception as exc:
-            log.exception("task %s (%s) failed", record.id, record.kind)
-            message = exc.message if isinstance(exc, RtctlError) else "the task failed"
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                log.warning("task %s (%s) of user %s ran past task_timeout (%gs); ended",
+                            record.id, record.kind, record.user_id, limit)  # fmt: skip
+                message = f"the task ran past task_timeout ({limit:g}s)"
+            else:
+                log.exception("task %s (%s) failed", record.id, record.kind)
+                message = exc.message if isinstance(exc, RtctlError) else "the task failed"
             with contextlib.suppress(Exception):
                 await running.ctx.emit("chat:message:error", {"error": {"content": message}})
         finally:

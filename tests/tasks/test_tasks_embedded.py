@@ -255,6 +255,33 @@ async def test_task_cap_zero_disables_it(make_daemon: Any) -> None:
         await client.close()
 
 
+async def test_a_task_ends_at_task_timeout_whoever_watches(make_daemon: Any) -> None:
+    """A task runs on after the session that started it leaves, but not past
+    task_timeout: its user's other sessions see it end as a failure, partial answer kept."""
+    d = make_daemon(RTCTL_ECHO_DELAY="0.05", RTCTL_TASK_TIMEOUT="1.5")
+    starter, watcher = await connect(d, "alice"), await connect(d, "alice")
+    try:
+        started = time.monotonic()
+        task_id = (await start_chat(starter, LONG))["task_id"]
+        await until(lambda: completions(watcher), what="the first token")
+        await starter.close()
+        error = await watcher.next_event(
+            "events", lambda e: e["data"]["type"] == "chat:message:error", timeout=10
+        )
+        assert error["chat_id"] == "c1" and error["message_id"] == "m1"
+        assert error["data"]["data"] == {
+            "error": {"content": "the task ran past task_timeout (1.5s)"}
+        }
+        assert 1.4 < time.monotonic() - started < 8
+        assert 5 < len(completions(watcher)) < 400  # it streamed until then, not to the end
+        await watcher.next_event("events", lambda e: e["data"] == {
+            "type": "chat:active", "data": {"active": False}})  # fmt: skip
+        assert (await http(d, "GET", "/api/v1/tasks"))[1] == []
+        assert f"task {task_id} (echo) of user alice ran past task_timeout" in d.log()
+    finally:
+        await watcher.close()
+
+
 async def test_drain_stops_tasks_cleanly(make_daemon: Any) -> None:
     d = make_daemon(RTCTL_ECHO_DELAY="0.05")
     client = await connect(d, "fred")
