@@ -128,7 +128,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
         endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)
     hub.on_reauthenticated.append(docs.reauthenticated)
-    tasks = _tasks(settings, state, transport, pool, hub, endpoint)
+    tasks = _tasks(settings, state, transport, pool, hub, endpoint, peers)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
     declare_token_routes(admin.router, operator)
@@ -220,18 +220,23 @@ def _tasks(
     pool: SessionPool,
     hub: Hub,
     endpoint: SocketIOEndpoint,
+    peers: Peers,
 ) -> Any:
-    """The task runner with the chat kinds, its command op, and the app (``--app``)."""
+    """The task runner with the chat kinds, ``task:resume``, its command ops, and the
+    app (``--app``)."""
     from rtctl.tasks.app import App, load_app
     from rtctl.tasks.chat import ChatCompletions
+    from rtctl.tasks.resume import TaskResume
     from rtctl.tasks.runner import TaskRunner
 
     runner = TaskRunner(state, transport, hub.node.id, settings)
     chat = ChatCompletions(runner, pool)
-    for name, handler in chat.events().items():
+    events = {**chat.events(), **TaskResume(runner, pool, state, peers).events()}
+    for name, handler in events.items():
         endpoint.register(name, handler)
     hub.add_command("tasks_stop", runner.handle_command)
     hub.add_command("tasks_start", runner.handle_start)
+    hub.add_command("tasks_so_far", runner.handle_so_far)
     if settings.app:
         load_app(settings.app, App(runner, chat, pool, transport, endpoint.register))
     return runner

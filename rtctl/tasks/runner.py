@@ -28,7 +28,7 @@ from typing import Any
 
 from rtctl.auth import valid_id
 from rtctl.config import Settings
-from rtctl.errors import RateLimited, RtctlError, UsageError
+from rtctl.errors import NotFound, RateLimited, RtctlError, UsageError
 from rtctl.hub.peers import Command
 from rtctl.hub.transport import Transport, user_room
 from rtctl.state.base import StateBackend, TaskRecord
@@ -36,6 +36,29 @@ from rtctl.state.base import StateBackend, TaskRecord
 log = logging.getLogger("rtctl.tasks")
 
 STOP_WAIT = 5.0  # seconds a stop waits for the cancelled task to finish its cleanup
+
+
+@dataclass
+class SoFar:
+    """What a task has streamed, for a session that comes back for it (``task:resume``):
+    the number of events sent (``seq``) and the reply's text (``content``)."""
+
+    seq: int = 0
+    content: str = ""
+    done: bool = False
+
+    def add(self, type: str, data: Any) -> Any:
+        """Count one event; an object payload goes out with its ``seq``."""
+        self.seq += 1
+        if not isinstance(data, dict):
+            return data
+        if type == "chat:completion":
+            if isinstance(data.get("content"), str):
+                self.content = data["content"]
+            elif isinstance(data.get("delta"), str):
+                self.content += data["delta"]
+            self.done = self.done or data.get("done") is True
+        return {**data, "seq": self.seq}
 
 
 @dataclass
@@ -51,9 +74,12 @@ class TaskContext:
     data: dict[str, Any]
     settings: Settings
     _emit: Callable[[str, Any, str], Awaitable[None]] = field(repr=False)
+    _so_far: SoFar = field(default_factory=SoFar, repr=False)
 
     async def emit(self, type: str, data: Any) -> None:
-        """Send ``events`` ``{chat_id, message_id, data: {type, data}}`` to ``user:<id>``."""
+        """Send ``events`` ``{chat_id, message_id, data: {type, data}}`` to ``user:<id>``;
+        an object ``data`` gains ``seq``, the event's number in the task's stream."""
+        data = self._so_far.add(type, data)
         body: dict[str, Any] = {"data": {"type": type, "data": data}}
         if self.item_id is not None:
             body["chat_id"] = self.item_id
@@ -224,6 +250,25 @@ class TaskRunner:
         if running.ctx.message_id is not None:
             body["message_id"] = running.ctx.message_id
         await self._emit("events", body, user_room(record.user_id))
+
+    def so_far(self, task_id: str) -> dict[str, Any] | None:
+        """What one of this node's tasks has streamed: ``{task_id, chat_id, message_id,
+        content, seq, done}``; None if it runs no such task."""
+        running = self._running.get(task_id)
+        if running is None:
+            return None
+        so_far = running.ctx._so_far
+        return {"task_id": task_id, "chat_id": running.record.item_id,
+                "message_id": running.ctx.message_id, "user_id": running.record.user_id,
+                "content": so_far.content, "seq": so_far.seq, "done": so_far.done}  # fmt: skip
+
+    async def handle_so_far(self, command: Command) -> dict[str, Any]:
+        """Op ``tasks_so_far {id}`` -> ``{so_far}`` (or ``not_found``)."""
+        task_id = valid_id(command.get("id"), "task id")
+        found = self.so_far(task_id)
+        if found is None:
+            raise NotFound(f"task {task_id} is not running")
+        return {"so_far": found}
 
     async def stop(self, task_id: str) -> bool:
         """Cancel one of this node's tasks; False if it runs no such task."""

@@ -58,7 +58,7 @@ async def test_echo_streams_and_stops_from_the_cli(make_daemon: Any, tmp_path: P
         assert active[0]["chat_id"] == "c1" and active[0]["data"]["data"] == {"active": True}
         assert active[0]["message_id"] == "m1"  # an event about a chat carries both
         first = completions(client)[0]
-        assert first == {"content": "word0 ", "delta": "word0 "}
+        assert first == {"content": "word0 ", "delta": "word0 ", "seq": 1}
         assert client.received("events")[1]["message_id"] == "m1"
 
         listed = await acli(d, tmp_path, "tasks", "list", "-o", "json")
@@ -113,7 +113,7 @@ async def test_echo_runs_to_done(make_daemon: Any) -> None:
             "events",
             lambda e: e["data"]["type"] == "chat:completion" and e["data"]["data"].get("done"),
         )
-        assert done["data"]["data"] == {"done": True, "content": "hello  there world"}
+        assert done["data"]["data"] == {"done": True, "content": "hello  there world", "seq": 4}
         assert [c["delta"] for c in completions(client) if "delta" in c] == [
             "hello  ", "there ", "world"]  # fmt: skip
         await client.next_event("events", lambda e: e["data"]["type"] == "chat:active"
@@ -150,7 +150,7 @@ async def test_stop_closes_the_upstream_connection(
     try:
         ack = await start_chat(client, "anything", model="gpt-test")
         await until(lambda: len(completions(client)) >= 2, what="upstream tokens")
-        assert completions(client)[1] == {"content": "w0 w1 ", "delta": "w1 "}
+        assert completions(client)[1] == {"content": "w0 w1 ", "delta": "w1 ", "seq": 2}
         assert upstream.requests[0]["stream"] is True
         assert upstream.requests[0]["model"] == "gpt-test"
         assert upstream.headers[0]["Authorization"] == "Bearer sk-test"
@@ -269,8 +269,8 @@ async def test_a_task_ends_at_task_timeout_whoever_watches(make_daemon: Any) -> 
             "events", lambda e: e["data"]["type"] == "chat:message:error", timeout=10
         )
         assert error["chat_id"] == "c1" and error["message_id"] == "m1"
-        assert error["data"]["data"] == {
-            "error": {"content": "the task ran past task_timeout (1.5s)"}
+        assert error["data"]["data"]["error"] == {
+            "content": "the task ran past task_timeout (1.5s)"
         }
         assert 1.4 < time.monotonic() - started < 8
         assert 5 < len(completions(watcher)) < 400  # it streamed until then, not to the end
