@@ -42,12 +42,14 @@ PARTS = (
     ("serve", "commands"), ("status", "commands"),
     ("nodes", "group"), ("sessions", "group"), ("users", "group"), ("rooms", "group"),
     ("usage", "group"),
-    ("events", "commands"),
+    ("events", "commands"), ("tail", "group"),
     ("tasks", "group"), ("pool", "group"), ("docs", "group"), ("token", "group"),
     ("config", "group"),
 )  # fmt: skip
 # Top-level name -> the module defining it (a test checks this against the tree).
-NAMES = {"emit": "events", "call": "events"} | {m: m for m, _ in PARTS if m != "events"}
+NAMES = {"emit": "events", "call": "events", "events": "tail"} | {
+    m: m for m, _ in PARTS if m not in ("events", "tail")
+}
 
 
 def build(only: str | None = None) -> typer.Typer:

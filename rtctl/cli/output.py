@@ -157,6 +157,23 @@ def inert(text: str) -> str:
                        else f"\\u{ord(m.group()):04x}", text)  # fmt: skip
 
 
+_UNSAFE_IN_PROSE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert_prose(text: str) -> str:
+    """Text as written (a streamed reply): its line breaks and tabs kept, every other
+    control character shown as its escape, so it cannot drive the terminal."""
+    if _UNSAFE_IN_PROSE.search(text) is None:
+        return text
+    return _UNSAFE_IN_PROSE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                else f"\\u{ord(m.group()):04x}", text)  # fmt: skip
+
+
+def json_line(record: Any) -> str:
+    """One record as one line of inert JSON."""
+    return _inert_json(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
+
+
 def _cell(value: Any, *, plain: bool) -> str:
     if value is None or value == []:
         return "" if plain else "-"

@@ -11,7 +11,7 @@ import asyncio
 import math
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -194,6 +194,14 @@ class RedisRemote:
 
     def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
         return self._run_docs(lambda docs: docs.delete(doc_id, dry_run=dry_run))
+
+    def follow(self, room: str) -> Iterator[Record]:
+        from rtctl.cli.redis_follow import follow
+
+        return follow(self.settings, self.where, room)
+
+    def task_so_far(self, task_id: str) -> Record:
+        return self._run(lambda op: op.task_so_far(task_id))
 
 
 async def _json(records: Awaitable[list[Any]]) -> list[Record]:

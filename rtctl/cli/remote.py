@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -83,6 +84,13 @@ class Remote(Protocol):
     def doc_delete(self, doc_id: str, *, dry_run: bool) -> Record:
         """The document as it was, with ``deleted`` and ``dry_run``; ``OperationFailed``
         while sessions are in it."""
+
+    def follow(self, room: str) -> Iterator[Record]:
+        """Events delivered to ``room`` from now on: first ``{watching: true}`` (nothing
+        after it is missed), then ``{at, room, event, data}`` each, until the caller stops."""
+
+    def task_so_far(self, task_id: str) -> Record:
+        """``{task_id, chat_id, message_id, user_id, content, seq, done}``; ``NotFound``."""
 
 
 REQUEST_TIMEOUT = 10.0  # seconds to connect and answer; past it the daemon counts as unreachable
@@ -240,6 +248,34 @@ class AdminApiRemote:
         result: Record = self._request("DELETE", path)
         return result
 
+    def follow(self, room: str) -> Iterator[Record]:
+        import http.client
+
+        conn = self._connection(http.client, self._timeout)
+        try:
+            conn.request("GET", self._path("/tail?" + urlencode({"room": room})),
+                         headers=self._headers())  # fmt: skip
+            response = conn.getresponse()
+            if response.status != 200:
+                self._raise(response.status, response.read())
+            if conn.sock is not None:
+                conn.sock.settimeout(None)  # events may be minutes apart
+            while line := response.readline():
+                record = json.loads(line)
+                if isinstance(record, dict) and isinstance(record.get("error"), dict):
+                    raise OperationFailed(str(record["error"].get("message")))
+                yield record
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise BackendUnavailable(f"lost the rtctl daemon at {self.where}: {reason}") from None
+        finally:
+            conn.close()
+        raise BackendUnavailable(f"the rtctl daemon at {self.where} ended the stream")
+
+    def task_so_far(self, task_id: str) -> Record:
+        result: Record = self._request("GET", f"/tasks/{quote(task_id, safe='')}/so_far")
+        return result
+
     def _list(self, path: str) -> list[Record]:
         result = self._request("GET", path)
         if not isinstance(result, list):
@@ -258,21 +294,14 @@ class AdminApiRemote:
         """The answer's JSON (its bytes with ``raw``); an error answer raises."""
         import http.client  # deferred: only commands that reach the daemon pay for it
 
-        parts = self._parts
-        conn_cls = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_cls(parts.hostname or "", parts.port, timeout=timeout or self._timeout)
-        headers = {"Accept": "application/json", "User-Agent": "rtctl-cli"}
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        conn = self._connection(http.client, timeout or self._timeout)
+        headers = self._headers()
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        full = parts.path.rstrip("/") + self.API + path
         try:
-            conn.request(method, full, payload, headers)
+            conn.request(method, self._path(path), payload, headers)
             response = conn.getresponse()
             status, content = response.status, response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -284,12 +313,33 @@ class AdminApiRemote:
             conn.close()
         if status == 200 and raw:
             return content
+        if status != 200:
+            self._raise(status, content)
+        try:
+            return json.loads(content) if content else None
+        except ValueError:
+            return None
+
+    def _connection(self, http_client: Any, timeout: float) -> Any:
+        parts = self._parts
+        cls = http_client.HTTPSConnection if parts.scheme == "https" else http_client.HTTPConnection
+        return cls(parts.hostname or "", parts.port, timeout=timeout)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "rtctl-cli"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _path(self, path: str) -> str:
+        return self._parts.path.rstrip("/") + self.API + path
+
+    def _raise(self, status: int, content: bytes) -> None:
+        """The error an answer other than 200 stands for."""
         try:
             data = json.loads(content) if content else None
         except ValueError:
             data = None
-        if status == 200:
-            return data
         error = from_http(status, data, self.where)
         if status == 401:
             error.message = self._explain_refusal(error.message)

@@ -88,3 +88,23 @@ def _report(inv: Invocation, results: list[Record]) -> None:
     failed = [r["id"] for r in results if r.get("result") != "stopped"]
     if failed:
         raise OperationFailed(f"{len(failed)} task(s) not stopped: {' '.join(failed)}")
+
+
+@command(app, "tail", shared=("output",))
+def tail(
+    inv: Invocation,
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="A running task's id.")],
+) -> None:
+    """Follow a running task's output until it ends: what it streamed so far, then the
+    rest as it comes (-o json: the task's state so far, then one event per line).
+
+    Exit 3 if no such task runs; exit 1 if the task fails.
+
+    \b
+    Examples:
+      rtctl tasks tail "$(rtctl tasks list --item CHAT_ID -q | tail -n1)"
+      rtctl tasks tail ID -o json | jq -r '.data.delta // empty'
+    """
+    from rtctl.cli.tail import print_task
+
+    print_task(inv, task_id)

@@ -234,6 +234,21 @@ class Operator:
         task: dict[str, Any] = raise_for_error(reply)["task"]
         return task
 
+    async def task_so_far(self, task_id: str) -> dict[str, Any]:
+        """What a running task has streamed (``{task_id, chat_id, message_id, user_id,
+        content, seq, done}``), from the node that runs it; ``NotFound`` once it ended."""
+        found = await self.state.find_task(valid_id(task_id, "task id"))
+        if found is None or not found[1]:
+            raise NotFound(f"task {task_id} is not running")
+        reply = await self.peers.request(found[0].node, "tasks_so_far", {"id": task_id},
+                                         COMMAND_TIMEOUT)  # fmt: skip
+        if reply is None:
+            raise NotFound(f"task {task_id} is not running: its node is gone")
+        so_far = raise_for_error(reply).get("so_far")
+        if not isinstance(so_far, dict):
+            raise OperationFailed(f"node {found[0].node} gave no account of task {task_id}")
+        return so_far
+
     async def stop_tasks(
         self,
         ids: list[str] | None = None,

@@ -150,7 +150,7 @@ class AdminApp:
             )
         if route.method != "GET" and route.template not in DATA_PLANE:
             _audit(scope, route.template, request, response)
-        await send_response(send, response)
+        await send_response(send, response, receive)
 
     def _authorized(self, scope: Scope) -> bool:
         """Whether the request's ``Authorization`` header carries the admin token."""

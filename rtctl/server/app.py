@@ -29,6 +29,7 @@ from rtctl.hub.peers import Command, LocalPeers, Peers
 from rtctl.hub.sessions import SessionPool
 from rtctl.server import strictjson
 from rtctl.server.admin import AdminApp
+from rtctl.server.admin_tail import declare_tail_routes
 from rtctl.server.admin_tokens import declare_token_routes
 from rtctl.server.logs import audit
 from rtctl.server.manager import FanoutManager
@@ -128,10 +129,11 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
         endpoint.register(name, handler, paced=name in docs.PACED)
     endpoint.on_session_closed(docs.session_closed)
     hub.on_reauthenticated.append(docs.reauthenticated)
-    tasks = _tasks(settings, state, transport, pool, hub, endpoint, peers)
+    tasks = _tasks(settings, state, transport, pool, hub, endpoint, operator)
     admin = AdminApp(operator, node_id, metrics, admin_token, readiness.check, settings.max_payload,
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
     declare_token_routes(admin.router, operator)
+    declare_tail_routes(admin.router, manager.taps, operator)
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
                       reaper, docs, tasks, link, _revocation_keeper(settings, state))  # fmt: skip
@@ -220,7 +222,7 @@ def _tasks(
     pool: SessionPool,
     hub: Hub,
     endpoint: SocketIOEndpoint,
-    peers: Peers,
+    operator: Operator,
 ) -> Any:
     """The task runner with the chat kinds, ``task:resume``, its command ops, and the
     app (``--app``)."""
@@ -231,7 +233,7 @@ def _tasks(
 
     runner = TaskRunner(state, transport, hub.node.id, settings)
     chat = ChatCompletions(runner, pool)
-    events = {**chat.events(), **TaskResume(runner, pool, state, peers).events()}
+    events = {**chat.events(), **TaskResume(pool, operator).events()}
     for name, handler in events.items():
         endpoint.register(name, handler)
     hub.add_command("tasks_stop", runner.handle_command)

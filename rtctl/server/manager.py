@@ -15,8 +15,14 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from rtctl.server.taps import Taps
+
 
 class FanoutManager(socketio.AsyncManager):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.taps = Taps()
+
     async def emit(
         self,
         event: str,
@@ -59,6 +65,8 @@ class FanoutManager(socketio.AsyncManager):
         skip_sid: str | list[str] | None = None,
     ) -> int:
         """Queue already-encoded packets for every local participant; returns how many."""
+        if room is not None and self.taps.rooms:
+            self.taps.offer(room, packets)
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         send = self.server.eio.send_packet
         count = 0

@@ -55,6 +55,8 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # sends the body itself, piece by piece, until it is done or the client leaves
+    stream: Callable[[Send, Receive], Awaitable[None]] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> Response:
@@ -173,7 +175,13 @@ class Router:
         }
 
 
-async def send_response(send: Send, response: Response) -> None:
+async def send_response(send: Send, response: Response, receive: Receive | None = None) -> None:
+    if response.stream is not None and receive is not None:
+        headers = [(b"content-type", response.content_type.encode()), *response.headers]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await response.stream(send, receive)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
     headers = [
         (b"content-type", response.content_type.encode()),
         (b"content-length", str(len(response.body)).encode()),

@@ -164,3 +164,26 @@ def decode_command(message: bytes) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("op"), str):
         raise WireError("command has no op")
     return data
+
+
+def event_of(text: str) -> tuple[str, list[Any]] | None:
+    """The event name and arguments of a Socket.IO EVENT packet's text (``2…``, or
+    ``5<n>-…`` with binary placeholders); None for any other packet or a malformed one."""
+    if not text or text[0] not in "25":
+        return None
+    i = text.find("-", 1) + 1 if text[0] == "5" else 1
+    if i == 0:
+        return None
+    if text.startswith("/", i):  # a namespace other than "/"
+        i = text.find(",", i) + 1
+        if i == 0:
+            return None
+    while i < len(text) and text[i].isdigit():  # an ack id
+        i += 1
+    try:
+        payload = json.loads(text[i:])
+    except ValueError:
+        return None
+    if isinstance(payload, list) and payload and isinstance(payload[0], str):
+        return payload[0], payload[1:]
+    return None

@@ -15,19 +15,14 @@ from typing import Any
 
 from rtctl.errors import NotFound, UsageError
 from rtctl.hub import payload as p
-from rtctl.hub.peers import Peers, raise_for_error
+from rtctl.hub.operator import Operator
 from rtctl.hub.sessions import SessionPool
-from rtctl.state.base import StateBackend, TaskRecord
-from rtctl.tasks.runner import TaskRunner
-
-ASK_TIMEOUT = 5.0  # seconds the owning node has to say what its task streamed
+from rtctl.state.base import TaskRecord
 
 
 class TaskResume:
-    def __init__(
-        self, runner: TaskRunner, pool: SessionPool, state: StateBackend, peers: Peers
-    ) -> None:
-        self.runner, self.pool, self.state, self.peers = runner, pool, state, peers
+    def __init__(self, pool: SessionPool, operator: Operator) -> None:
+        self.pool, self.operator, self.state = pool, operator, operator.state
 
     def events(self) -> dict[str, Any]:
         return {"task:resume": self.handle}
@@ -41,7 +36,7 @@ class TaskResume:
             raise UsageError("task:resume needs task_id or chat_id, not both")
         user_id = self.pool.identity(sid).user_id
         record = await self._find(user_id, task_id, chat_id)
-        so_far = await self.so_far(record)
+        so_far = await self.operator.task_so_far(record.id)  # asked of the node running it
         so_far.pop("user_id", None)
         return so_far
 
@@ -55,19 +50,3 @@ class TaskResume:
         if not mine:
             raise NotFound(f"no running task for chat {chat_id}")
         return max(mine, key=lambda t: t.started_at)  # the newest: the reply being written
-
-    async def so_far(self, record: TaskRecord) -> dict[str, Any]:
-        """What the task has streamed, asked of the node that runs it."""
-        if record.node == self.runner.node_id:
-            local = self.runner.so_far(record.id)
-            if local is None:
-                raise NotFound(f"task {record.id} has ended")
-            return local
-        reply = await self.peers.request(record.node, "tasks_so_far", {"id": record.id},
-                                         ASK_TIMEOUT)  # fmt: skip
-        if reply is None:
-            raise NotFound(f"task {record.id} has ended: its node is gone")
-        so_far = raise_for_error(reply).get("so_far")
-        if not isinstance(so_far, dict):
-            raise NotFound(f"task {record.id} has ended")
-        return so_far

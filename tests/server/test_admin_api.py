@@ -54,6 +54,8 @@ PROTECTED = {
     ("POST", "/api/v1/tasks"),
     ("GET", "/api/v1/tokens/revocations"),
     ("POST", "/api/v1/tokens/unrevoke"),
+    ("GET", "/api/v1/tail"),
+    ("GET", "/api/v1/tasks/{id}/so_far"),
 }
 SESSION_FIELDS = {"sid", "user_id", "user_name", "node", "rooms", "connected_at", "last_seen_at"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -377,7 +377,10 @@ def request(
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
         resp = conn.getresponse()
-        return resp.status, resp.read(), resp.getheader("Content-Type", "")
+        content_type = resp.getheader("Content-Type", "")
+        if content_type.startswith("application/x-ndjson"):  # a tail: it never ends by itself
+            return resp.status, resp.readline(), content_type
+        return resp.status, resp.read(), content_type
     finally:
         conn.close()
 

@@ -1,0 +1,94 @@
+"""Following the deployment live through the admin API: ``GET /api/v1/tail`` streams the
+events delivered to a room, one JSON object per line (``rtctl events tail``, ``rtctl
+tasks tail`` on an embedded daemon), and ``GET /api/v1/tasks/{id}/so_far`` says what a
+running task has streamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from rtctl import errors
+from rtctl.auth import valid_id
+from rtctl.hub.operator import Operator
+from rtctl.hub.transport import user_room
+from rtctl.server.router import Receive, Request, Response, Router, Send
+from rtctl.server.taps import Queue, Taps
+from rtctl.state import wire
+from rtctl.state.base import iso
+
+API = "/api/v1"
+
+
+def declare_tail_routes(r: Router, taps: Taps, op: Operator) -> None:
+    @r.route(
+        "GET", f"{API}/tail",
+        "Events as this daemon delivers them to a room or a user's sessions, one JSON "
+        "object per line ({at, room, event, data}), until the client hangs up",
+        query={"room": "string", "user": "string"},
+    )  # fmt: skip
+    async def tail(req: Request) -> Response:
+        room, user = req.query.get("room"), req.query.get("user")
+        if (room is None) == (user is None):
+            raise errors.UsageError("give room or user, not both")
+        watched = valid_id(room, "room") if room is not None else user_room(valid_id(user, "user"))
+        taps.check_room_for_one_more()  # 429 now, not in a stream already answered 200
+        return Response(200, b"", "application/x-ndjson", stream=_follow(taps, watched))
+
+    @r.route("GET", f"{API}/tasks/{{id}}/so_far", "What a running task has streamed so far")
+    async def so_far(req: Request) -> Response:
+        return Response.json(await op.task_so_far(req.params["id"]))
+
+
+def _follow(taps: Taps, room: str) -> Any:
+    async def stream(send: Send, receive: Receive) -> None:
+        try:
+            taps.check_room_for_one_more()  # (no await between this and watch())
+        except errors.RateLimited as exc:  # others took the last places meanwhile
+            await _line(send, {"error": exc.to_dict()})
+            return
+        with taps.watch(room) as queue:
+            # the first line says the watch is on: nothing delivered after it is missed
+            await _line(send, {"at": iso(time.time()), "room": room, "watching": True})
+            gone = asyncio.ensure_future(_hang_up(receive))
+            try:
+                await _relay(send, queue, room, gone)
+            finally:
+                gone.cancel()
+
+    return stream
+
+
+async def _relay(send: Send, queue: Queue, room: str, gone: asyncio.Future[None]) -> None:
+    while not gone.done():
+        got: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
+        waiting: list[asyncio.Future[Any]] = [got, gone]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not got.done():
+            got.cancel()
+            return
+        packets = got.result()
+        if packets is None:
+            behind = {"code": "too_slow", "message": "the watcher fell too far behind"}
+            await _line(send, {"error": behind})
+            return
+        found = wire.event_of(str(packets[0].data)) if packets else None
+        if found is not None:
+            event, args = found
+            data = args[0] if len(args) == 1 else args
+            await _line(send, {"at": iso(time.time()), "room": room, "event": event, "data": data})
+
+
+async def _hang_up(receive: Receive) -> None:
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+async def _line(send: Send, record: dict[str, Any]) -> None:
+    body = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+    await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -1,0 +1,172 @@
+"""``rtctl events tail`` and ``rtctl tasks tail`` as processes: embedded through the
+admin API, and in Redis mode straight off Redis with the event on another daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.cli.conftest import cli_env, run_cli
+from tests.conftest import ROOT, DaemonProcess
+from tests.redis_server import RedisServer
+from tests.server.live_client import connect, until
+from tests.tasks.test_tasks_embedded import LONG, completions, start_chat
+
+pytestmark = pytest.mark.anyio
+
+
+class Tail:
+    """A ``rtctl … tail`` process; its stdout read line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtctl", *args], env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    async def stderr_line(self) -> str:
+        assert self.proc.stderr is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.proc.stderr.readline), 20)
+
+    async def line(self) -> str:
+        assert self.proc.stdout is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 20)
+
+    async def finish(self) -> tuple[int, str, str]:
+        out, err = await asyncio.to_thread(self.proc.communicate, timeout=30)
+        return self.proc.returncode, out, err
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+async def follow_and_emit(env: dict[str, str], emit_env: dict[str, str]) -> list[dict[str, Any]]:
+    tail = Tail(["events", "tail", "--user", "alice", "-o", "json"], env)
+    try:
+        assert "following user:alice" in await tail.stderr_line()
+        for n in (1, 2):
+            sent = await asyncio.to_thread(
+                run_cli, ["emit", "events", json.dumps({"n": n, "evil": "\x1b[2J"}),
+                          "--user", "alice"], emit_env)  # fmt: skip
+            assert sent.code == 0, sent.err
+        lines = [await tail.line(), await tail.line()]
+        assert "\x1b" not in "".join(lines)  # escapes stay escaped
+        return [json.loads(line) for line in lines]
+    finally:
+        assert tail.stop() in (0, 130, -signal.SIGINT)
+
+
+async def test_events_tail_embedded(daemon: DaemonProcess, tmp_path: Path) -> None:
+    alice = await connect(daemon, "alice")
+    try:
+        env = cli_env(daemon.url, tmp_path)
+        got = await follow_and_emit(env, env)
+        assert [(r["room"], r["event"], r["data"]["n"]) for r in got] == [
+            ("user:alice", "events", 1), ("user:alice", "events", 2)]  # fmt: skip
+        assert got[0]["data"]["evil"] == "\x1b[2J" and got[0]["at"].endswith("Z")
+        assert await alice.next_event("events")  # the session got them too
+    finally:
+        await alice.close()
+
+
+async def test_events_tail_on_redis_with_no_daemon_asked(
+    make_daemon: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    a = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="tl", RTCTL_NODE_ID="node-a")
+    alice = await connect(a, "alice")
+    try:
+        env = cli_env("http://127.0.0.1:9", tmp_path, RTCTL_REDIS_URL=redis_server.url,
+                      RTCTL_PREFIX="tl", RTCTL_ADMIN_TOKEN="")  # fmt: skip
+        got = await follow_and_emit(env, env)
+        assert [r["data"]["n"] for r in got] == [1, 2]
+    finally:
+        await alice.close()
+
+
+async def tail_a_task(d: DaemonProcess, env: dict[str, str], *extra: str) -> tuple[int, str, str]:
+    client = await connect(d, "alice")
+    try:
+        task_id = (await start_chat(client, LONG, chat="c1"))["task_id"]
+        await until(lambda: len(completions(client, "c1")) >= 3, what="tokens")
+        tail = Tail(["tasks", "tail", task_id, *extra], env)
+        return await tail.finish()
+    finally:
+        await client.close()
+
+
+async def test_tasks_tail_prints_the_whole_reply(make_daemon: Any, tmp_path: Path) -> None:
+    d = make_daemon(RTCTL_ECHO_DELAY="0.01")
+    code, out, err = await tail_a_task(d, cli_env(d.url, tmp_path))
+    assert (code, out) == (0, LONG + "\n"), err
+    missing = await asyncio.to_thread(run_cli, ["tasks", "tail", "nope"], cli_env(d.url, tmp_path))
+    assert missing.code == 3 and "nope" in missing.err
+
+
+async def test_tasks_tail_on_redis_as_json_lines(
+    make_daemon: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    d = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="tt", RTCTL_ECHO_DELAY="0.01")
+    env = cli_env("http://127.0.0.1:9", tmp_path, RTCTL_REDIS_URL=redis_server.url,
+                  RTCTL_PREFIX="tt", RTCTL_ADMIN_TOKEN="")  # fmt: skip
+    code, out, err = await tail_a_task(d, env, "-o", "json")
+    assert code == 0, err
+    first, *events = [json.loads(line) for line in out.splitlines()]
+    text, seq = first["so_far"]["content"], first["so_far"]["seq"]
+    for event in events:
+        assert event["data"]["seq"] == seq + 1  # each once, in order
+        seq, text = event["data"]["seq"], event["data"]["content"]
+    assert events[-1]["data"]["done"] is True and text == LONG
+
+
+def test_tail_needs_a_room_or_a_user(tmp_path: Path) -> None:
+    env = cli_env("http://127.0.0.1:9", tmp_path)
+    assert run_cli(["events", "tail"], env).code == 2
+    assert run_cli(["events", "tail", "--room", "r", "--user", "u"], env).code == 2
+
+
+def test_a_watcher_that_falls_behind_is_dropped() -> None:
+    """A stalled terminal never grows the daemon: past MAX_QUEUED its watch ends."""
+    from rtctl.server.taps import MAX_QUEUED, Taps
+
+    taps = Taps()
+    with taps.watch("user:alice") as queue:
+        for _ in range(MAX_QUEUED + 5):
+            taps.offer("user:alice", ["packet"])
+        assert queue.qsize() == MAX_QUEUED + 1  # what it had, then the end mark
+        assert taps.rooms == {}  # no longer fed
+    assert taps.watchers == 0
+
+
+@given(text=st.text(max_size=300) | st.from_regex(r"\A[25][0-9]*-?(/[a-z]*,)?[0-9]*\[.*\Z"))
+def test_any_packet_text_decodes_or_is_skipped(text: str) -> None:
+    """A tail reads packets off Redis channels anyone with access may publish to."""
+    from rtctl.state.wire import event_of
+
+    found = event_of(text)
+    assert found is None or (isinstance(found[0], str) and isinstance(found[1], list))
+
+
+def test_event_of_reads_each_packet_form() -> None:
+    from rtctl.state.wire import event_of
+
+    assert event_of('2["events",{"a":1}]') == ("events", [{"a": 1}])
+    assert event_of('2/admin,7["x",1,2]') == ("x", [1, 2])
+    assert event_of('51-["b",{"_placeholder":true,"num":0}]') == (
+        "b", [{"_placeholder": True, "num": 0}])  # fmt: skip
+    for other in ("0", '3["ack"]', "2", "2[]", "2[1]", "5-[", "2/nsp"):
+        assert event_of(other) is None
