@@ -140,7 +140,9 @@ def _content(event: Record, shown: str) -> str | None:
         return str(event["so_far"].get("content", ""))
     data: Any = event.get("data")
     if event.get("type") == "chat:completion" and isinstance(data, dict):
-        return data["content"] if isinstance(data.get("content"), str) else shown
+        if isinstance(data.get("content"), str):
+            return str(data["content"])
+        return shown + data["delta"] if isinstance(data.get("delta"), str) else shown
     return None
 
 

@@ -157,11 +157,14 @@ class ChatCompletions:
             raise UsageError(f"messages must be a list of 1 to {MAX_MESSAGES} objects")
         if body.get("stream", True) is not True:
             raise UsageError("only streaming completions are supported (stream: true)")
+        deltas = body.get("deltas", False)
+        if not isinstance(deltas, bool):
+            raise UsageError("deltas must be true or false")
         identity = self.pool.identity(sid)
         kind = self.kind_for(model)
         record = await self.runner.start(
             kind, identity.user_id, item_id=chat_id, message_id=message_id,
-            data={"model": model, "messages": messages, "sid": sid},
+            data={"model": model, "messages": messages, "sid": sid}, deltas=deltas,
         )  # fmt: skip
         return {"task_id": record.id}
 

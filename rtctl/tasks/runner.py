@@ -46,19 +46,27 @@ class SoFar:
     seq: int = 0
     content: str = ""
     done: bool = False
+    deltas: bool = False  # text events carry only the new text (the starter asked)
 
     def add(self, type: str, data: Any) -> Any:
         """Count one event; an object payload goes out with its ``seq``."""
         self.seq += 1
         if not isinstance(data, dict):
             return data
+        out = {**data, "seq": self.seq}
         if type == "chat:completion":
+            before = self.content
             if isinstance(data.get("content"), str):
                 self.content = data["content"]
             elif isinstance(data.get("delta"), str):
                 self.content += data["delta"]
             self.done = self.done or data.get("done") is True
-        return {**data, "seq": self.seq}
+            if self.deltas and not self.done:
+                if "delta" not in out and self.content.startswith(before):
+                    out["delta"] = self.content[len(before) :]
+                if "delta" in out:
+                    out.pop("content", None)  # the text so far: quadratic over a reply
+        return out
 
 
 @dataclass
@@ -155,6 +163,7 @@ class TaskRunner:
         item_id: str | None = None,
         message_id: str | None = None,
         data: dict[str, Any] | None = None,
+        deltas: bool = False,
     ) -> TaskRecord:
         run = self.kinds.get(kind)
         if run is None:
@@ -167,7 +176,7 @@ class TaskRunner:
                                 item_id, message_id)  # fmt: skip
             first = item_id is not None and not await self._item_busy(item_id)
             ctx = TaskContext(record.id, kind, user_id, item_id, message_id, dict(data or {}),
-                              self.settings, self._emit)  # fmt: skip
+                              self.settings, self._emit, SoFar(deltas=deltas))  # fmt: skip
             running = _Running(record, ctx)
             self._running[record.id] = running  # before the backend: a refresh must keep it
         try:
@@ -260,7 +269,8 @@ class TaskRunner:
         so_far = running.ctx._so_far
         return {"task_id": task_id, "chat_id": running.record.item_id,
                 "message_id": running.ctx.message_id, "user_id": running.record.user_id,
-                "content": so_far.content, "seq": so_far.seq, "done": so_far.done}  # fmt: skip
+                "content": so_far.content, "seq": so_far.seq, "done": so_far.done,
+                "deltas": so_far.deltas}  # fmt: skip
 
     async def handle_so_far(self, command: Command) -> dict[str, Any]:
         """Op ``tasks_so_far {id}`` -> ``{so_far}`` (or ``not_found``)."""

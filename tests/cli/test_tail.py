@@ -19,7 +19,7 @@ from tests.cli.conftest import cli_env, run_cli
 from tests.conftest import ROOT, DaemonProcess
 from tests.redis_server import RedisServer
 from tests.server.live_client import connect, until
-from tests.tasks.test_tasks_embedded import LONG, completions, start_chat
+from tests.tasks.test_tasks_embedded import LONG, completions
 
 pytestmark = pytest.mark.anyio
 
@@ -98,10 +98,14 @@ async def test_events_tail_on_redis_with_no_daemon_asked(
         await alice.close()
 
 
-async def tail_a_task(d: DaemonProcess, env: dict[str, str], *extra: str) -> tuple[int, str, str]:
+async def tail_a_task(
+    d: DaemonProcess, env: dict[str, str], *extra: str, deltas: bool = False
+) -> tuple[int, str, str]:
     client = await connect(d, "alice")
     try:
-        task_id = (await start_chat(client, LONG, chat="c1"))["task_id"]
+        task_id = (await client.call("chat:completion", {
+            "chat_id": "c1", "message_id": "m1", "model": "echo", "deltas": deltas,
+            "messages": [{"role": "user", "content": LONG}]}))["task_id"]  # fmt: skip
         await until(lambda: len(completions(client, "c1")) >= 3, what="tokens")
         tail = Tail(["tasks", "tail", task_id, *extra], env)
         return await tail.finish()
@@ -111,8 +115,9 @@ async def tail_a_task(d: DaemonProcess, env: dict[str, str], *extra: str) -> tup
 
 async def test_tasks_tail_prints_the_whole_reply(make_daemon: Any, tmp_path: Path) -> None:
     d = make_daemon(RTCTL_ECHO_DELAY="0.01")
-    code, out, err = await tail_a_task(d, cli_env(d.url, tmp_path))
-    assert (code, out) == (0, LONG + "\n"), err
+    for deltas in (False, True):
+        code, out, err = await tail_a_task(d, cli_env(d.url, tmp_path), deltas=deltas)
+        assert (code, out) == (0, LONG + "\n"), (deltas, err)
     missing = await asyncio.to_thread(run_cli, ["tasks", "tail", "nope"], cli_env(d.url, tmp_path))
     assert missing.code == 3 and "nope" in missing.err
 

@@ -3,6 +3,7 @@ reconnect to another daemon) picks up a running task's stream with no gap and no
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -94,3 +95,55 @@ async def test_only_the_user_resumes_and_only_running_tasks(make_daemon: Any) ->
     finally:
         await alice.close()
         await mallory.close()
+
+
+async def test_a_delta_stream_carries_only_new_text(make_daemon: Any) -> None:
+    """``deltas: true``: each text event carries its new text and seq, not the text so
+    far; a resuming page gets the text so far in the ack and adds the later deltas."""
+    d = make_daemon(RTCTL_ECHO_DELAY="0.01")
+    page = await connect(d, "alice")
+    reloaded = None
+    try:
+        started = await page.call("chat:completion", {
+            "chat_id": "c1", "message_id": "m1", "model": "echo", "deltas": True,
+            "messages": [{"role": "user", "content": LONG}]})  # fmt: skip
+        await until(lambda: len(completions(page, "c1")) >= 5, what="tokens")
+        reloaded = await connect(d, "alice")
+        ack = await reloaded.call("task:resume", {"task_id": started["task_id"]})
+        assert ack["deltas"] is True
+        await until(lambda: [c for c in completions(reloaded, "c1") if c.get("done")], timeout=20,
+                    what="the end")  # fmt: skip
+        later = [c for c in completions(reloaded, "c1") if c["seq"] > ack["seq"]]
+        text = ack["content"] + "".join(c.get("delta", "") for c in later if not c.get("done"))
+        assert text == LONG and later[-1] == {
+            "done": True,
+            "content": LONG,
+            "seq": later[-1]["seq"],
+        }
+        assert all("content" not in c for c in later[:-1])
+        refused = await page.call("chat:completion", {
+            "chat_id": "c2", "model": "echo", "deltas": "yes",
+            "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+        assert refused["error"]["code"] == "invalid_request"
+    finally:
+        await page.close()
+        if reloaded is not None:
+            await reloaded.close()
+
+
+async def test_deltas_keep_a_reply_s_bytes_linear(make_daemon: Any) -> None:
+    """The bytes a 400-word reply puts on the wire, in each form (sizes, not timings)."""
+    d = make_daemon(RTCTL_ECHO_DELAY="0")
+    client = await connect(d, "alice")
+    try:
+        sizes = {}
+        for chat, deltas in (("full", False), ("delta", True)):
+            await client.call("chat:completion", {
+                "chat_id": chat, "model": "echo", "deltas": deltas,
+                "messages": [{"role": "user", "content": LONG}]})  # fmt: skip
+            await until(lambda c=chat: [e for e in completions(client, c) if e.get("done")],
+                        what="the end")  # fmt: skip
+            sizes[chat] = sum(len(json.dumps(e)) for e in completions(client, chat))
+        assert sizes["delta"] * 20 < sizes["full"], sizes
+    finally:
+        await client.close()
