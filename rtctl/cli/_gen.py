@@ -110,6 +110,11 @@ Every command and option of `rtctl`, with the help it prints. The contract behin
   terminal, `table` and `wide` print one record per line, fields separated by tabs,
   **no header line**, no colour, no truncation (lists joined with commas, absent values
   empty), in the column order of the table. `NO_COLOR` and `--no-color` turn colour off.
+- **Watching.** Listings take `-w/--watch`: the listing, then one line per change as it
+  happens (read again every second, compared by id): `ADDED`, `MODIFIED` or `DELETED`
+  before the row's columns, or `{type, object}` per line with `-o json`. A heartbeat
+  time changing alone is not a change. Ctrl-C ends it with exit 0. `rtctl events tail`
+  and `rtctl tasks tail` follow events themselves as they are delivered.
 - **Streams.** Data goes to stdout; messages, prompts and errors to stderr. An error is
   one line (`rtctl: …`), never a traceback unless `RTCTL_DEBUG=1`.
 - **stdin.** `-` in place of ids (`sessions kick -`) reads whitespace-separated ids from

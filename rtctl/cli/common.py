@@ -74,6 +74,13 @@ SHARED: dict[str, tuple[Any, Any]] = {
         Annotated[bool, typer.Option("--no-color", help="No colour (also NO_COLOR=1).")],
         False,
     ),
+    "watch": (
+        Annotated[
+            bool,
+            typer.Option("-w", "--watch", help="Then print changes as they happen (Ctrl-C stops)."),
+        ],
+        False,
+    ),
     "yes": (
         Annotated[bool, typer.Option("-y", "--yes", help="Do not ask for confirmation.")],
         False,
@@ -86,6 +93,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     ),
 }
 LISTING = ("output", "quiet", "no_color")
+WATCHABLE = (*LISTING, "watch")  # listings that can follow changes
 DESTRUCTIVE = ("yes", "dry_run")
 
 
@@ -123,6 +131,7 @@ class Invocation:
     no_color: bool = False
     yes: bool = False
     dry_run: bool = False
+    watch: bool = False
     _settings: Settings | None = field(default=None, repr=False)
 
     @property

@@ -16,10 +16,11 @@ from typing import Annotated
 import typer
 
 from rtctl.cli import views
-from rtctl.cli.common import DESTRUCTIVE, LISTING, Invocation, command, group
+from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import STDIN, read_ids
 from rtctl.cli.output import confirm, print_fields, print_ids, print_rows, say
 from rtctl.cli.remote import Record
+from rtctl.cli.watch import show
 from rtctl.errors import NotFound, OperationFailed, UsageError
 
 app = group("docs", "Collaborative (Yjs) documents.")
@@ -51,10 +52,11 @@ def _rows(docs: list[Record]) -> list[Record]:
     return [{**d, "session_count": len(d.get("sessions") or [])} for d in docs]
 
 
-@command(app, "list", shared=LISTING, view=views.DOC)
+@command(app, "list", shared=WATCHABLE, view=views.DOC)
 def list_docs(inv: Invocation) -> None:
     """List every stored document, with the sessions in it on every node."""
-    print_rows(inv, views.DOC, _rows(inv.remote().docs()), empty="no documents")
+    remote = inv.remote()
+    show(inv, views.DOC, lambda: _rows(remote.docs()), empty="no documents")
 
 
 @command(app, "info", shared=LISTING, view=views.DOC_INFO)

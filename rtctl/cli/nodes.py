@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rtctl.cli import views
-from rtctl.cli.common import LISTING, Invocation, command, group
-from rtctl.cli.output import print_rows
+from rtctl.cli.common import WATCHABLE, Invocation, command, group
+from rtctl.cli.watch import show
 
 app = group("nodes", "Daemons of the deployment.")
 
 
-@command(app, "list", shared=LISTING, view=views.NODE)
+@command(app, "list", shared=WATCHABLE, view=views.NODE)
 def list_nodes(inv: Invocation) -> None:
     """List the daemons of the deployment with their session counts."""
-    print_rows(inv, views.NODE, inv.remote().nodes(), empty="no nodes")
+    remote = inv.remote()
+    show(inv, views.NODE, remote.nodes, empty="no nodes")

@@ -80,7 +80,7 @@ def print_rows(inv: Invocation, view: View, rows: Sequence[dict[str, Any]], empt
         _write_lines(inert(str(row.get(view.id_field, ""))) for row in rows)
     elif fmt.startswith("plain"):
         fields = [c.field for c in view.visible(wide=fmt == "plain-wide")]
-        _write_lines("\t".join([_cell(row.get(f), plain=True) for f in fields]) for row in rows)
+        _write_lines("\t".join([cell(row.get(f), plain=True) for f in fields]) for row in rows)
     elif not rows:
         say(inv, empty)
     else:
@@ -101,13 +101,13 @@ def print_fields(inv: Invocation, pairs: Sequence[tuple[str, Any]], as_json: Any
         print_json(as_json)
     elif fmt.startswith("plain") or fmt == "name":
         for key, value in pairs:
-            print(f"{key}\t{_cell(value, plain=True)}")
+            print(f"{key}\t{cell(value, plain=True)}")
     else:
         width = max(len(k) for k, _ in pairs)
         console = _console(inv)
         for key, value in pairs:
             console.print(f"[bold]{key.ljust(width)}[/bold]  ", end="")
-            console.print(_cell(value, plain=False), markup=False)
+            console.print(cell(value, plain=False), markup=False)
 
 
 def _write_lines(lines: Iterable[str]) -> None:
@@ -174,7 +174,7 @@ def json_line(record: Any) -> str:
     return _inert_json(json.dumps(record, ensure_ascii=False, separators=(",", ":"))) + "\n"
 
 
-def _cell(value: Any, *, plain: bool) -> str:
+def cell(value: Any, *, plain: bool) -> str:
     if value is None or value == []:
         return "" if plain else "-"
     if isinstance(value, bool):
@@ -201,7 +201,7 @@ def _rich_table(
     from rich.table import Table
     from rich.text import Text
 
-    cells = [[_cell(v, plain=False) for v in row] for row in rows]
+    cells = [[cell(v, plain=False) for v in row] for row in rows]
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
     for i, header in enumerate(headers):
         if i == id_column:

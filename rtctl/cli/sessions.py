@@ -7,10 +7,11 @@ from typing import Annotated, Any
 import typer
 
 from rtctl.cli import views
-from rtctl.cli.common import DESTRUCTIVE, LISTING, Invocation, command, group
+from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_ids
 from rtctl.cli.output import confirm, print_ids, print_rows, say
 from rtctl.cli.remote import Record, Remote
+from rtctl.cli.watch import show
 from rtctl.errors import NotFound, UsageError
 
 app = group("sessions", "Connected sessions.")
@@ -18,7 +19,7 @@ app = group("sessions", "Connected sessions.")
 UserOpt = Annotated[str | None, typer.Option("--user", metavar="ID", help="Only this user's.")]
 
 
-@command(app, "list", shared=LISTING, view=views.SESSION)
+@command(app, "list", shared=WATCHABLE, view=views.SESSION)
 def list_sessions(
     inv: Invocation,
     user: UserOpt = None,
@@ -33,8 +34,8 @@ def list_sessions(
       rtctl sessions list --user alice
       rtctl sessions list --room channel:general -o json
     """
-    rows = inv.remote().sessions(user=user, room=room)
-    print_rows(inv, views.SESSION, rows, empty="no sessions")
+    remote = inv.remote()
+    show(inv, views.SESSION, lambda: remote.sessions(user=user, room=room), empty="no sessions")
 
 
 @command(app, "kick", shared=(*LISTING, *DESTRUCTIVE), view=views.KICK)

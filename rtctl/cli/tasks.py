@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from rtctl.cli import views
-from rtctl.cli.common import DESTRUCTIVE, LISTING, Invocation, command, group
+from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_ids
 from rtctl.cli.output import confirm, print_ids, print_rows, say
 from rtctl.cli.remote import Record
+from rtctl.cli.watch import show
 from rtctl.errors import OperationFailed, UsageError
 
 app = group("tasks", "Running tasks (chat completions, app jobs).")
@@ -20,11 +21,11 @@ ItemOpt = Annotated[
 ]
 
 
-@command(app, "list", shared=LISTING, view=views.TASK)
+@command(app, "list", shared=WATCHABLE, view=views.TASK)
 def list_tasks(inv: Invocation, item: ItemOpt = None) -> None:
     """List the tasks running on every node, oldest first."""
-    rows = inv.remote().tasks(item=item)
-    print_rows(inv, views.TASK, rows, empty="no tasks")
+    remote = inv.remote()
+    show(inv, views.TASK, lambda: remote.tasks(item=item), empty="no tasks")
 
 
 @command(app, "stop", shared=(*LISTING, *DESTRUCTIVE), view=views.TASK_STOP)

@@ -12,9 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from rtctl.cli import views
-from rtctl.cli.common import DESTRUCTIVE, JWT_FLAGS, LISTING, Invocation, command, group
+from rtctl.cli.common import DESTRUCTIVE, JWT_FLAGS, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_token
 from rtctl.cli.output import confirm, print_fields, print_ids, print_json, print_rows, say
+from rtctl.cli.watch import show
 from rtctl.config import HMAC_ALGORITHMS, Settings
 from rtctl.errors import ConfigError, UsageError
 
@@ -145,11 +146,12 @@ def revoke(
         say(inv, f"revoked {what}; disconnected {len(gone)} session(s)")
 
 
-@command(app, "revocations", shared=LISTING, view=views.REVOCATION)
+@command(app, "revocations", shared=WATCHABLE, view=views.REVOCATION)
 def revocations(inv: Invocation) -> None:
     """List revoked tokens (kind jti: refused until the token's horizon) and users (kind
     user: every token issued before the cutoff is refused). Expired ones are pruned."""
-    print_rows(inv, views.REVOCATION, inv.remote().revocations(), empty="no revocations")
+    remote = inv.remote()
+    show(inv, views.REVOCATION, remote.revocations, empty="no revocations")
 
 
 @command(app, "unrevoke", shared=("quiet",))

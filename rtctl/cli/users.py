@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from rtctl.cli import views
-from rtctl.cli.common import LISTING, Invocation, command, group
-from rtctl.cli.output import print_rows
+from rtctl.cli.common import WATCHABLE, Invocation, command, group
+from rtctl.cli.watch import show
 
 app = group("users", "Users with sessions.")
 
 
-@command(app, "online", shared=LISTING, view=views.USER)
+@command(app, "online", shared=WATCHABLE, view=views.USER)
 def online(inv: Invocation) -> None:
     """List users with at least one session anywhere in the deployment."""
-    print_rows(inv, views.USER, inv.remote().online_users(), empty="no user online")
+    remote = inv.remote()
+    show(inv, views.USER, remote.online_users, empty="no user online")

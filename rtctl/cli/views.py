@@ -24,6 +24,7 @@ class View:
     fields: tuple[str, ...]
     id_field: str
     columns: tuple[Column, ...]
+    volatile: tuple[str, ...] = ()  # fields whose change alone is no news to --watch
 
     def json_row(self, row: dict[str, Any]) -> dict[str, Any]:
         return {f: row.get(f) for f in self.fields}
@@ -58,6 +59,7 @@ SESSION = View(
         "SID=sid", "USER=user_id", "NAME=user_name", "NODE=node", "CONNECTED=connected_at",
         "+LAST SEEN=last_seen_at", "ROOMS=rooms",
     ),
+    volatile=("last_seen_at",),
 )  # fmt: skip
 NODE = View(
     fields=("id", "host", "pid", "version", "started_at", "last_seen_at", "sessions"),
@@ -66,6 +68,7 @@ NODE = View(
         "ID=id", "HOST=host", "PID=pid", "VERSION=version", "SESSIONS=sessions",
         "STARTED=started_at", "+LAST SEEN=last_seen_at",
     ),
+    volatile=("last_seen_at",),
 )  # fmt: skip
 USER = View(
     fields=("user_id", "user_name", "sessions", "nodes"),
@@ -81,6 +84,7 @@ USAGE = View(
     fields=("model", "count", "sessions", "updated_at"),
     id_field="model",
     columns=_cols("MODEL=model", "COUNT=count", "UPDATED=updated_at", "+SESSIONS=sessions"),
+    volatile=("updated_at",),
 )
 REVOCATION = View(
     fields=("kind", "id", "until", "before"),
