@@ -1,13 +1,47 @@
-"""Shell completion: what answers TAB, and the scripts in completions/.
+"""Shell completion: what answers TAB, the scripts in completions/, and ``rtctl
+completion SHELL``, which prints one (so a ``pip install`` is all a shell needs).
 
-The scripts are typer's (bash, zsh, fish): each calls ``rtctl`` back with
-``_RTCTL_COMPLETE=complete_<shell>`` (typer's order: instruction, then shell).
+The scripts call ``rtctl`` back with ``_RTCTL_COMPLETE=complete_<shell>`` (typer's
+protocol: instruction, then shell). bash and zsh use typer's scripts; fish uses one of
+ours that starts ``rtctl`` once per TAB, not twice (typer's asks first whether to
+offer files, in a process of its own), and falls back to file names when rtctl offers
+nothing. Live ids (sessions, tasks, documents, rooms, users) come from
+``rtctl.cli.live_ids``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from rtctl.cli.common import Invocation, command
+
 SHELLS = {"bash": "rtctl.bash", "zsh": "_rtctl", "fish": "rtctl.fish"}
 COMPLETE_VAR = "_RTCTL_COMPLETE"
+
+FISH = """\
+function __rtctl_complete
+    set -l offered (env _RTCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args \\
+        _TYPER_COMPLETE_ARGS=(commandline -cp) rtctl 2>/dev/null)
+    if test (count $offered) -gt 0
+        printf '%s\\n' $offered
+    else
+        __fish_complete_path (commandline -ct)
+    end
+end
+complete --command rtctl --no-files --arguments '(__rtctl_complete)'
+"""
+
+app = typer.Typer()
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
 
 
 def register_shells() -> None:
@@ -18,7 +52,37 @@ def register_shells() -> None:
     completion_init()
 
 
+def completed_command(env: Mapping[str, str]) -> str | None:
+    """The top-level command a TAB completes within, once its name is typed whole
+    (``rtctl sessions k<TAB>``: ``sessions``); None while the name itself is completed."""
+    if "COMP_WORDS" in env:  # bash: the words, and the index of the one being completed
+        words, index = env["COMP_WORDS"].split(), int(env.get("COMP_CWORD") or 0)
+    else:  # zsh, fish: the command line up to the cursor
+        line = env.get("_TYPER_COMPLETE_ARGS", "")
+        words = line.split()
+        index = len(words) if line.endswith(" ") else len(words) - 1
+    return words[1] if index >= 2 and len(words) > 1 else None
+
+
 def script(shell: str) -> str:
+    if shell == "fish":
+        return FISH
     from typer.completion import get_completion_script
 
     return get_completion_script(prog_name="rtctl", complete_var=COMPLETE_VAR, shell=shell) + "\n"
+
+
+@command(app, "completion", flags=())
+def completion(
+    inv: Invocation,
+    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish")],
+) -> None:
+    """Print the completion script for SHELL.
+
+    \b
+    Examples:
+      source <(rtctl completion bash)        # in ~/.bashrc
+      rtctl completion zsh > "${fpath[1]}/_rtctl"
+      rtctl completion fish > ~/.config/fish/completions/rtctl.fish
+    """
+    print(script(shell.value), end="")

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli import views
+from rtctl.cli import live_ids, views
 from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import STDIN, read_ids
 from rtctl.cli.output import confirm, print_fields, print_ids, print_rows, say
@@ -25,7 +25,9 @@ from rtctl.errors import NotFound, OperationFailed, UsageError
 
 app = group("docs", "Collaborative (Yjs) documents.")
 
-DocArg = Annotated[str, typer.Argument(metavar="ID", help="Document id.")]
+DocArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Document id.", autocompletion=live_ids.docs)
+]
 
 
 class ExportFormat(StrEnum):
@@ -88,7 +90,11 @@ def compact(
     inv: Invocation,
     docs: Annotated[
         list[str] | None,
-        typer.Argument(metavar="ID…|-", help="Document ids; '-' reads them from stdin."),
+        typer.Argument(
+            metavar="ID…|-",
+            help="Document ids; '-' reads them from stdin.",
+            autocompletion=live_ids.docs,
+        ),
     ] = None,
     all_docs: Annotated[bool, typer.Option("--all", help="Every document.")] = False,
 ) -> None:

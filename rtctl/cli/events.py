@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from rtctl.cli import live_ids
 from rtctl.cli.common import Invocation, command
 from rtctl.cli.inputs import parse_data
 from rtctl.cli.output import print_json, say
@@ -34,12 +35,22 @@ def emit(
     event: EventArg,
     data: DataArg = None,
     user: Annotated[
-        str | None, typer.Option("--user", metavar="ID", help="Every session of this user.")
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="ID",
+            help="Every session of this user.",
+            autocompletion=live_ids.users,
+        ),
     ] = None,
     room: Annotated[
-        str | None, typer.Option("--room", metavar="ROOM", help="Every member.")
+        str | None,
+        typer.Option("--room", metavar="ROOM", help="Every member.", autocompletion=live_ids.rooms),
     ] = None,
-    sid: Annotated[str | None, typer.Option("--sid", metavar="SID", help="One session.")] = None,
+    sid: Annotated[
+        str | None,
+        typer.Option("--sid", metavar="SID", help="One session.", autocompletion=live_ids.sessions),
+    ] = None,
 ) -> None:
     """Send EVENT with DATA to a user's sessions, a room, or one session.
 
@@ -64,7 +75,12 @@ def call(
     event: EventArg,
     data: DataArg = None,
     *,
-    sid: Annotated[str, typer.Option("--sid", metavar="SID", help="The session to call.")],
+    sid: Annotated[
+        str,
+        typer.Option(
+            "--sid", metavar="SID", help="The session to call.", autocompletion=live_ids.sessions
+        ),
+    ],
     timeout: Annotated[
         float | None,
         typer.Option("--timeout", metavar="S", help="Seconds to wait [default: call_timeout]."),

@@ -44,7 +44,7 @@ PARTS = (
     ("usage", "group"),
     ("events", "commands"), ("tail", "group"),
     ("tasks", "group"), ("pool", "group"), ("docs", "group"), ("token", "group"),
-    ("config", "group"),
+    ("config", "group"), ("completion", "commands"),
 )  # fmt: skip
 # Top-level name -> the module defining it (a test checks this against the tree).
 NAMES = {"emit": "events", "call": "events", "events": "tail"} | {
@@ -87,10 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     only = args[0] if args and args[0] in NAMES else None
     if os.environ.get("_RTCTL_COMPLETE"):
-        from rtctl.cli.completion import register_shells
+        from rtctl.cli.completion import completed_command, register_shells
 
         register_shells()
-        only = None  # TAB completes against the whole tree
+        # past the command's name, TAB needs only its part of the tree; on it, the whole
+        completed = completed_command(os.environ)
+        only = completed if completed in NAMES else None
     build(only)(args=argv, prog_name="rtctl")
 
 

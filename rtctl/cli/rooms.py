@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli import views
+from rtctl.cli import live_ids, views
 from rtctl.cli.common import LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.output import print_ids, print_rows
 from rtctl.cli.watch import show
@@ -25,7 +25,10 @@ def list_rooms(inv: Invocation) -> None:
 @command(app, "members", shared=WATCHABLE, view=views.SESSION)
 def members(
     inv: Invocation,
-    room: Annotated[str, typer.Argument(metavar="ROOM", help="e.g. channel:general")],
+    room: Annotated[
+        str,
+        typer.Argument(metavar="ROOM", help="e.g. channel:general", autocompletion=live_ids.rooms),
+    ],
 ) -> None:
     """List the sessions in ROOM, on every node. Exit 3 if the room has no members."""
     remote = inv.remote()
@@ -44,9 +47,17 @@ def _membership(inv: Invocation, room: str, user: str, *, join: bool) -> None:
         raise NotFound(f"user {user} has no sessions (new ones ask the app again)")
 
 
-ROOM_ARG = Annotated[str, typer.Argument(metavar="ROOM", help="e.g. channel:general")]
+ROOM_ARG = Annotated[
+    str, typer.Argument(metavar="ROOM", help="e.g. channel:general", autocompletion=live_ids.rooms)
+]
 USER_OPT = Annotated[
-    str, typer.Option("--user", metavar="ID", help="Every session of this user, on every node.")
+    str,
+    typer.Option(
+        "--user",
+        metavar="ID",
+        help="Every session of this user, on every node.",
+        autocompletion=live_ids.users,
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli import views
+from rtctl.cli import live_ids, views
 from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_ids
 from rtctl.cli.output import confirm, print_ids, print_rows, say
@@ -16,7 +16,10 @@ from rtctl.errors import NotFound, UsageError
 
 app = group("sessions", "Connected sessions.")
 
-UserOpt = Annotated[str | None, typer.Option("--user", metavar="ID", help="Only this user's.")]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--user", metavar="ID", help="Only this user's.", autocompletion=live_ids.users),
+]
 
 
 @command(app, "list", shared=WATCHABLE, view=views.SESSION)
@@ -24,7 +27,10 @@ def list_sessions(
     inv: Invocation,
     user: UserOpt = None,
     room: Annotated[
-        str | None, typer.Option("--room", metavar="ROOM", help="Only members of ROOM.")
+        str | None,
+        typer.Option(
+            "--room", metavar="ROOM", help="Only members of ROOM.", autocompletion=live_ids.rooms
+        ),
     ] = None,
 ) -> None:
     """List sessions on every node, optionally of one user and/or in one room.
@@ -43,10 +49,20 @@ def kick(
     inv: Invocation,
     sids: Annotated[
         list[str] | None,
-        typer.Argument(metavar="SID|-", help="Session ids; '-' reads them from stdin."),
+        typer.Argument(
+            metavar="SID|-",
+            help="Session ids; '-' reads them from stdin.",
+            autocompletion=live_ids.sessions,
+        ),
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", metavar="ID", help="Every session of this user.")
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="ID",
+            help="Every session of this user.",
+            autocompletion=live_ids.users,
+        ),
     ] = None,
 ) -> None:
     """Disconnect sessions by id, or every session of a user.

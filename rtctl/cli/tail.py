@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rtctl.cli import live_ids
 from rtctl.cli.common import Invocation, command, group
 from rtctl.cli.output import inert, inert_prose, json_line, say
 from rtctl.cli.remote import Record, Remote
@@ -26,10 +27,19 @@ app = group("events", "Events as they are delivered.")
 def events_tail(
     inv: Invocation,
     room: Annotated[
-        str | None, typer.Option("--room", metavar="ROOM", help="Events to this room.")
+        str | None,
+        typer.Option(
+            "--room", metavar="ROOM", help="Events to this room.", autocompletion=live_ids.rooms
+        ),
     ] = None,
     user: Annotated[
-        str | None, typer.Option("--user", metavar="ID", help="Events to this user's sessions.")
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="ID",
+            help="Events to this user's sessions.",
+            autocompletion=live_ids.users,
+        ),
     ] = None,
 ) -> None:
     """Print events as they are delivered to a room or a user, until interrupted.

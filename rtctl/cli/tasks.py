@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rtctl.cli import views
+from rtctl.cli import live_ids, views
 from rtctl.cli.common import DESTRUCTIVE, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_ids
 from rtctl.cli.output import confirm, print_ids, print_rows, say
@@ -17,7 +17,13 @@ from rtctl.errors import OperationFailed, UsageError
 app = group("tasks", "Running tasks (chat completions, app jobs).")
 
 ItemOpt = Annotated[
-    str | None, typer.Option("--item", metavar="ID", help="Only the tasks of this chat/item.")
+    str | None,
+    typer.Option(
+        "--item",
+        metavar="ID",
+        help="Only the tasks of this chat/item.",
+        autocompletion=live_ids.items,
+    ),
 ]
 
 
@@ -33,10 +39,20 @@ def stop(
     inv: Invocation,
     ids: Annotated[
         list[str] | None,
-        typer.Argument(metavar="ID…|-", help="Task ids; '-' reads them from stdin."),
+        typer.Argument(
+            metavar="ID…|-",
+            help="Task ids; '-' reads them from stdin.",
+            autocompletion=live_ids.tasks,
+        ),
     ] = None,
     item: Annotated[
-        str | None, typer.Option("--item", metavar="ID", help="Every task of this chat/item.")
+        str | None,
+        typer.Option(
+            "--item",
+            metavar="ID",
+            help="Every task of this chat/item.",
+            autocompletion=live_ids.items,
+        ),
     ] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="Every task.")] = False,
 ) -> None:
@@ -94,7 +110,10 @@ def _report(inv: Invocation, results: list[Record]) -> None:
 @command(app, "tail", shared=("output",))
 def tail(
     inv: Invocation,
-    task_id: Annotated[str, typer.Argument(metavar="ID", help="A running task's id.")],
+    task_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="A running task's id.", autocompletion=live_ids.tasks),
+    ],
 ) -> None:
     """Follow a running task's output until it ends: what it streamed so far, then the
     rest as it comes (-o json: the task's state so far, then one event per line).

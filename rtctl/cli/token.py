@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rtctl.cli import views
+from rtctl.cli import live_ids, views
 from rtctl.cli.common import DESTRUCTIVE, JWT_FLAGS, LISTING, WATCHABLE, Invocation, command, group
 from rtctl.cli.inputs import read_token
 from rtctl.cli.output import confirm, print_fields, print_ids, print_json, print_rows, say
@@ -117,7 +117,12 @@ def revoke(
     jti: Annotated[str | None, typer.Option("--jti", metavar="ID", help="One token.")] = None,
     user: Annotated[
         str | None,
-        typer.Option("--user", metavar="ID", help="Every token this user holds now."),
+        typer.Option(
+            "--user",
+            metavar="ID",
+            help="Every token this user holds now.",
+            autocompletion=live_ids.users,
+        ),
     ] = None,
 ) -> None:
     """Revoke one token (--jti) or every token a user holds now (--user).
@@ -159,7 +164,10 @@ def unrevoke(
     inv: Invocation,
     jti: Annotated[str | None, typer.Option("--jti", metavar="ID", help="One token.")] = None,
     user: Annotated[
-        str | None, typer.Option("--user", metavar="ID", help="Every token of this user.")
+        str | None,
+        typer.Option(
+            "--user", metavar="ID", help="Every token of this user.", autocompletion=live_ids.users
+        ),
     ] = None,
 ) -> None:
     """Take a revocation back: the token (--jti) or the user's tokens (--user) are
