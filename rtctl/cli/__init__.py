@@ -13,7 +13,6 @@
     token.py config.py
                     one module per command group: parse options, fetch, render
     completion.py   shell completion at TAB time
-    coercion.py     plain option values converted without typer's pydantic adapters
     _gen.py         regenerates completions/ and docs/cli.md from the command tree
 
 A command parses its options, calls a plain function or a ``Remote`` method that

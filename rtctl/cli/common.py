@@ -198,9 +198,8 @@ def command(
 
 
 class Command(TyperCommand):
-    """A command whose help names each argument by its metavar alone: ``SID|-``, not
-    ``SID|- <list[str]>`` (the Python type it is parsed into), in the list; ``EVENT``,
-    not ``{EVENT}``, for a required argument in the usage line."""
+    """A command whose usage line names each argument as operators type it: ``EVENT``
+    for a required one (typer writes ``{EVENT}``), ``[SID|-]...`` for an optional list."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -210,25 +209,6 @@ class Command(TyperCommand):
                 piece = name if param.required else f"[{name}]"
                 pieces.append(piece + ("..." if param.nargs != 1 and "…" not in name else ""))
         return pieces
-
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        args, opts = [], []
-        for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
-            if record is None:
-                continue
-            if isinstance(param, TyperArgument):
-                name, text = record
-                typed = param.display_type_rich(ctx)
-                if typed and name.endswith(f" {typed}"):
-                    name = name[: -len(typed) - 1]
-                args.append((name, text))
-            else:
-                opts.append(record)
-        for title, rows in (("Arguments", args), ("Options", opts)):
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
 
 
 def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:

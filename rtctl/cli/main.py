@@ -55,9 +55,6 @@ NAMES = {"emit": "events", "call": "events", "events": "tail"} | {
 def build(only: str | None = None) -> typer.Typer:
     """The command tree; with ``only`` (a top-level name), the root with just the part
     that defines it: running a command then imports and builds only its own module."""
-    from rtctl.cli.coercion import install
-
-    install()  # plain values skip typer's pydantic adapters (~50 ms a run)
     root = typer.Typer(
         name="rtctl",
         help=HELP,
