@@ -39,7 +39,7 @@ def _root(
 # The parts of the tree, in the SPEC's order: (module, "commands" for top-level commands
 # or "group" for a command group).
 PARTS = (
-    ("serve", "commands"), ("status", "commands"),
+    ("serve", "commands"), ("status", "commands"), ("top", "commands"),
     ("nodes", "group"), ("sessions", "group"), ("users", "group"), ("rooms", "group"),
     ("usage", "group"),
     ("events", "commands"), ("tail", "group"),

@@ -54,6 +54,7 @@ class Hub:
         self.call_timeout = call_timeout
         self.commands: dict[str, CommandHandler] = {}  # more ops (tasks_stop: the task runner)
         self.webhooks: Webhooks | None = None  # what the app must record (SPEC §9)
+        self.stats: Callable[[], dict[str, int]] = dict  # this node's counters, for its record
         # told of each fresh identity a session takes (documents leave what it no longer reads)
         self.on_reauthenticated: list[Callable[[str, Identity], Awaitable[None]]] = []
 
@@ -188,6 +189,7 @@ class Hub:
     async def refresh_node(self) -> None:
         """Register this node (again) with its session count; refreshes its liveness."""
         self.node.sessions = len(self.pool)
+        self.node.stats = self.stats()
         self.node.last_seen_at = time.time()
         await self.state.register_node(self.node)
 

@@ -107,6 +107,10 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     hub = Hub(state, transport, pool, node, usage_ttl=settings.usage_ttl,
               call_timeout=settings.call_timeout)  # fmt: skip
     hub.webhooks = link.webhooks
+    hub.stats = lambda: {
+        "events_in": int(metrics.events_in.total()), "events_out": int(metrics.events_out.total()),
+        "deliveries": manager.deliveries, "connects": int(metrics.connects.total()),
+    }  # fmt: skip
     peers, bus = _peers(settings, state, manager, hub)
     readiness.bus = bus
     reaper = _reaper(state, node_id)

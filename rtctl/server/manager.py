@@ -22,6 +22,7 @@ class FanoutManager(socketio.AsyncManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.taps = Taps()
+        self.deliveries = 0  # events handed to a local session, since start
 
     async def emit(
         self,
@@ -76,4 +77,5 @@ class FanoutManager(socketio.AsyncManager):
             for p in packets:
                 await send(eio_sid, p)
             count += 1
+        self.deliveries += count
         return count

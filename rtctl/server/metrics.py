@@ -28,6 +28,10 @@ class Counter:
             label = "other"
         self.values[label] = self.values.get(label, 0.0) + amount
 
+    def total(self) -> float:
+        """The sum over every label."""
+        return sum(self.values.values())
+
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"

@@ -50,6 +50,9 @@ class NodeRecord:
     last_seen_at: float
     sessions: int = 0
     url: str = ""
+    # counts since the node started, as of last_seen_at: events_in (from clients),
+    # events_out (emits to clients), deliveries (events handed to a session), connects
+    stats: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -144,6 +144,17 @@ async def _sessions_yielding(raws: list[Any]) -> list[SessionRecord]:
     return out
 
 
+def _stats(raw: str | None) -> dict[str, int]:
+    """A node's counters as it stored them (none from a node of an older version)."""
+    try:
+        stats = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(stats, dict):
+        return {}
+    return {str(k): int(v) for k, v in stats.items() if isinstance(v, int | float)}
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -189,7 +200,8 @@ class RedisState:
             pipe.hset(k.node(node.id), mapping={
                 "id": node.id, "host": node.host, "pid": node.pid, "version": node.version,
                 "started_at": node.started_at, "last_seen_at": node.last_seen_at,
-                "sessions": node.sessions, "url": node.url})  # fmt: skip
+                "sessions": node.sessions, "url": node.url,
+                "stats": json.dumps(node.stats, separators=(",", ":"))})  # fmt: skip
             pipe.pexpire(k.node(node.id), int(self.node_ttl * 4000))
             # scored by the node's own deadline: readers need not know its node_ttl
             pipe.zadd(k.nodes, {node.id: int((node.last_seen_at + self.node_ttl) * 1000)})
@@ -220,6 +232,7 @@ class RedisState:
                         float(d["last_seen_at"]),
                         int(d["sessions"]),
                         d.get("url", ""),
+                        _stats(d.get("stats")),
                     )
                 )
         return sorted(nodes, key=lambda n: n.id)

@@ -155,9 +155,11 @@ async def test_nodes(state: StateBackend) -> None:
     now = time.time()
     await state.register_node(NodeRecord("n2", "h", 2, "1.0", now, now))
     await state.register_node(NodeRecord("n1", "h", 1, "1.0", now, now))
-    await state.register_node(NodeRecord("n2", "h", 2, "1.0", now, now + 5, sessions=3))
+    await state.register_node(NodeRecord("n2", "h", 2, "1.0", now, now + 5, sessions=3,
+                                         stats={"events_in": 7, "deliveries": 12}))  # fmt: skip
     nodes = [n for n in await state.list_nodes() if n.id in ("n1", "n2")]  # the backend's own too
     assert [(n.id, n.sessions) for n in nodes] == [("n1", 0), ("n2", 3)]
+    assert (nodes[0].stats, nodes[1].stats) == ({}, {"events_in": 7, "deliveries": 12})
 
 
 # usage --------------------------------------------------------------------------------------
