@@ -36,20 +36,15 @@ def emit(
     data: DataArg = None,
     user: Annotated[
         str | None,
-        typer.Option(
-            "--user",
-            metavar="ID",
-            help="Every session of this user.",
-            autocompletion=live_ids.users,
-        ),
+        live_ids.user_option("Every session of this user."),
     ] = None,
     room: Annotated[
         str | None,
-        typer.Option("--room", metavar="ROOM", help="Every member.", autocompletion=live_ids.rooms),
+        live_ids.room_option("Every member."),
     ] = None,
     sid: Annotated[
         str | None,
-        typer.Option("--sid", metavar="SID", help="One session.", autocompletion=live_ids.sessions),
+        live_ids.sid_option("One session."),
     ] = None,
 ) -> None:
     """Send EVENT with DATA to a user's sessions, a room, or one session.
@@ -77,9 +72,7 @@ def call(
     *,
     sid: Annotated[
         str,
-        typer.Option(
-            "--sid", metavar="SID", help="The session to call.", autocompletion=live_ids.sessions
-        ),
+        live_ids.sid_option("The session to call."),
     ],
     timeout: Annotated[
         float | None,

@@ -74,3 +74,22 @@ def docs(ctx: typer.Context, incomplete: str) -> Offer:
         return f"{d.get('bytes')} bytes, open in {len(d.get('sessions') or [])} session(s)"
 
     return _offer(ctx, incomplete, lambda r: r.docs(), lambda d: d.get("id"), about)
+
+
+# The options naming a live id, each completing it ------------------------------------------
+
+
+def user_option(help: str) -> Any:
+    return typer.Option("--user", metavar="ID", help=help, autocompletion=users)
+
+
+def room_option(help: str) -> Any:
+    return typer.Option("--room", metavar="ROOM", help=help, autocompletion=rooms)
+
+
+def sid_option(help: str) -> Any:
+    return typer.Option("--sid", metavar="SID", help=help, autocompletion=sessions)
+
+
+def item_option(help: str) -> Any:
+    return typer.Option("--item", metavar="ID", help=help, autocompletion=items)

@@ -22,14 +22,14 @@ def list_rooms(inv: Invocation) -> None:
     show(inv, views.ROOM, remote.rooms, empty="no rooms")
 
 
+ROOM_ARG = Annotated[
+    str, typer.Argument(metavar="ROOM", help="e.g. channel:general", autocompletion=live_ids.rooms)
+]
+USER_OPT = Annotated[str, live_ids.user_option("Every session of this user, on every node.")]
+
+
 @command(app, "members", shared=WATCHABLE, view=views.SESSION)
-def members(
-    inv: Invocation,
-    room: Annotated[
-        str,
-        typer.Argument(metavar="ROOM", help="e.g. channel:general", autocompletion=live_ids.rooms),
-    ],
-) -> None:
+def members(inv: Invocation, room: ROOM_ARG) -> None:
     """List the sessions in ROOM, on every node. Exit 3 if the room has no members."""
     remote = inv.remote()
     show(inv, views.SESSION, lambda: remote.members(room), empty=f"no sessions in {room}")
@@ -45,20 +45,6 @@ def _membership(inv: Invocation, room: str, user: str, *, join: bool) -> None:
         print_rows(inv, views.KICK, rows, empty=f"user {user} has no sessions")
     if not rows:
         raise NotFound(f"user {user} has no sessions (new ones ask the app again)")
-
-
-ROOM_ARG = Annotated[
-    str, typer.Argument(metavar="ROOM", help="e.g. channel:general", autocompletion=live_ids.rooms)
-]
-USER_OPT = Annotated[
-    str,
-    typer.Option(
-        "--user",
-        metavar="ID",
-        help="Every session of this user, on every node.",
-        autocompletion=live_ids.users,
-    ),
-]
 
 
 @command(app, "join", shared=LISTING, view=views.KICK)

@@ -18,7 +18,7 @@ app = group("sessions", "Connected sessions.")
 
 UserOpt = Annotated[
     str | None,
-    typer.Option("--user", metavar="ID", help="Only this user's.", autocompletion=live_ids.users),
+    live_ids.user_option("Only this user's."),
 ]
 
 
@@ -28,9 +28,7 @@ def list_sessions(
     user: UserOpt = None,
     room: Annotated[
         str | None,
-        typer.Option(
-            "--room", metavar="ROOM", help="Only members of ROOM.", autocompletion=live_ids.rooms
-        ),
+        live_ids.room_option("Only members of ROOM."),
     ] = None,
 ) -> None:
     """List sessions on every node, optionally of one user and/or in one room.
@@ -57,12 +55,7 @@ def kick(
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option(
-            "--user",
-            metavar="ID",
-            help="Every session of this user.",
-            autocompletion=live_ids.users,
-        ),
+        live_ids.user_option("Every session of this user."),
     ] = None,
 ) -> None:
     """Disconnect sessions by id, or every session of a user.

@@ -12,8 +12,6 @@ import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import typer
-
 from rtctl.cli import live_ids
 from rtctl.cli.common import Invocation, command, group
 from rtctl.cli.output import inert, inert_prose, json_line, say
@@ -28,18 +26,11 @@ def events_tail(
     inv: Invocation,
     room: Annotated[
         str | None,
-        typer.Option(
-            "--room", metavar="ROOM", help="Events to this room.", autocompletion=live_ids.rooms
-        ),
+        live_ids.room_option("Events to this room."),
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option(
-            "--user",
-            metavar="ID",
-            help="Events to this user's sessions.",
-            autocompletion=live_ids.users,
-        ),
+        live_ids.user_option("Events to this user's sessions."),
     ] = None,
 ) -> None:
     """Print events as they are delivered to a room or a user, until interrupted.

@@ -18,12 +18,7 @@ app = group("tasks", "Running tasks (chat completions, app jobs).")
 
 ItemOpt = Annotated[
     str | None,
-    typer.Option(
-        "--item",
-        metavar="ID",
-        help="Only the tasks of this chat/item.",
-        autocompletion=live_ids.items,
-    ),
+    live_ids.item_option("Only the tasks of this chat/item."),
 ]
 
 
@@ -47,12 +42,7 @@ def stop(
     ] = None,
     item: Annotated[
         str | None,
-        typer.Option(
-            "--item",
-            metavar="ID",
-            help="Every task of this chat/item.",
-            autocompletion=live_ids.items,
-        ),
+        live_ids.item_option("Every task of this chat/item."),
     ] = None,
     all_tasks: Annotated[bool, typer.Option("--all", help="Every task.")] = False,
 ) -> None:

@@ -117,12 +117,7 @@ def revoke(
     jti: Annotated[str | None, typer.Option("--jti", metavar="ID", help="One token.")] = None,
     user: Annotated[
         str | None,
-        typer.Option(
-            "--user",
-            metavar="ID",
-            help="Every token this user holds now.",
-            autocompletion=live_ids.users,
-        ),
+        live_ids.user_option("Every token this user holds now."),
     ] = None,
 ) -> None:
     """Revoke one token (--jti) or every token a user holds now (--user).
@@ -165,9 +160,7 @@ def unrevoke(
     jti: Annotated[str | None, typer.Option("--jti", metavar="ID", help="One token.")] = None,
     user: Annotated[
         str | None,
-        typer.Option(
-            "--user", metavar="ID", help="Every token of this user.", autocompletion=live_ids.users
-        ),
+        live_ids.user_option("Every token of this user."),
     ] = None,
 ) -> None:
     """Take a revocation back: the token (--jti) or the user's tokens (--user) are
