@@ -17,7 +17,7 @@ from rtctl.auth import valid_id
 from rtctl.hub.operator import Operator
 from rtctl.hub.transport import user_room
 from rtctl.server.router import Receive, Request, Response, Router, Send
-from rtctl.server.taps import Queue, Taps
+from rtctl.server.taps import STOPPING, Queue, Taps
 from rtctl.state import wire
 from rtctl.state.base import iso
 
@@ -48,7 +48,7 @@ def _follow(taps: Taps, room: str) -> Any:
     async def stream(send: Send, receive: Receive) -> None:
         try:
             taps.check_room_for_one_more()  # (no await between this and watch())
-        except errors.RateLimited as exc:  # others took the last places meanwhile
+        except errors.RtctlError as exc:  # others took the last places, or the daemon stops
             await _line(send, {"error": exc.to_dict()})
             return
         with taps.watch(room) as queue:
@@ -72,6 +72,10 @@ async def _relay(send: Send, queue: Queue, room: str, gone: asyncio.Future[None]
             got.cancel()
             return
         packets = got.result()
+        if packets is STOPPING:
+            stopping = {"code": "draining", "message": "the daemon is stopping"}
+            await _line(send, {"error": stopping})
+            return
         if packets is None:
             behind = {"code": "too_slow", "message": "the watcher fell too far behind"}
             await _line(send, {"error": behind})

@@ -160,6 +160,7 @@ class Daemon(uvicorn.Server):
         settings = self.parts.settings
         self.parts.readiness.draining = True
         sd_notify("STOPPING=1")
+        self.parts.sio.manager.taps.close_all()  # operators' tails end; they would hold the exit
         log.info("draining: refusing new sessions, disconnecting %d", len(self.parts.hub.pool))
         deadline = time.monotonic() + settings.drain_grace
         if self.parts.tasks is not None and len(self.parts.tasks):

@@ -16,6 +16,7 @@ from typing import Any
 MAX_QUEUED = 10_000
 MAX_WATCHERS = 64  # per daemon
 
+STOPPING: list[Any] = []  # put in every queue when the daemon drains: the watches end
 Queue = asyncio.Queue[list[Any] | None]  # encoded packets; None: dropped for falling behind
 
 
@@ -23,8 +24,13 @@ class Taps:
     def __init__(self) -> None:
         self.rooms: dict[str, set[Queue]] = {}
         self.watchers = 0
+        self.closing = False
 
     def check_room_for_one_more(self) -> None:
+        if self.closing:
+            from rtctl.errors import OperationFailed
+
+            raise OperationFailed("the daemon is stopping", code="draining")
         if self.watchers >= MAX_WATCHERS:
             from rtctl.errors import RateLimited
 
@@ -45,6 +51,14 @@ class Taps:
                 watching.discard(queue)
                 if not watching:
                     del self.rooms[room]
+
+    def close_all(self) -> None:
+        """The daemon drains: every watch ends now (they would hold its shutdown)."""
+        self.closing = True
+        for watching in self.rooms.values():
+            for queue in watching:
+                queue.put_nowait(STOPPING)
+        self.rooms.clear()
 
     def offer(self, room: str, packets: list[Any]) -> None:
         """Called on every emit to a room (cheap when nobody watches it)."""

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,15 @@ def test_event_of_reads_each_packet_form() -> None:
         "b", [{"_placeholder": True, "num": 0}])  # fmt: skip
     for other in ("0", '3["ack"]', "2", "2[]", "2[1]", "5-[", "2/nsp"):
         assert event_of(other) is None
+
+
+async def test_a_tail_never_holds_a_daemon_s_shutdown(make_daemon: Any, tmp_path: Path) -> None:
+    d = make_daemon()
+    tail = Tail(["events", "tail", "--user", "alice"], cli_env(d.url, tmp_path))
+    assert "following user:alice" in await tail.stderr_line()
+    started = time.monotonic()
+    assert await asyncio.to_thread(d.stop) == 0
+    assert time.monotonic() - started < 8  # the drain, not uvicorn's graceful timeout
+    code, _, err = await tail.finish()
+    assert code == 1 and "the daemon is stopping" in err
+    assert "Traceback" not in d.log()
