@@ -32,6 +32,7 @@ from rtctl.server.admin import AdminApp
 from rtctl.server.admin_tail import declare_tail_routes
 from rtctl.server.admin_tokens import declare_token_routes
 from rtctl.server.logs import audit
+from rtctl.server.looplag import LoopLag
 from rtctl.server.manager import FanoutManager
 from rtctl.server.metrics import CounterFn, Gauge, Metrics
 from rtctl.server.sio import HubServer, SocketIOEndpoint, SocketIOTransport
@@ -75,6 +76,7 @@ class Components:
     tasks: Any = None  # rtctl.tasks.runner.TaskRunner
     link: AppLink | None = None  # the auth hook and webhooks
     revocations: Any = None  # rtctl.state.revocation_keeper.RevocationKeeper (Redis mode)
+    loop_lag: LoopLag | None = None  # run by the daemon; read by the node's heartbeat
 
 
 def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Components:
@@ -107,9 +109,13 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     hub = Hub(state, transport, pool, node, usage_ttl=settings.usage_ttl,
               call_timeout=settings.call_timeout)  # fmt: skip
     hub.webhooks = link.webhooks
+    lag = LoopLag()
+    metrics.add(Gauge("rtctl_event_loop_lag_seconds",
+                      "Worst delay of the event loop over the last 5 s", lag.gauge))  # fmt: skip
     hub.stats = lambda: {
         "events_in": int(metrics.events_in.total()), "events_out": int(metrics.events_out.total()),
         "deliveries": manager.deliveries, "connects": int(metrics.connects.total()),
+        "loop_lag_ms": lag.take_worst_ms(),
     }  # fmt: skip
     peers, bus = _peers(settings, state, manager, hub)
     readiness.bus = bus
@@ -140,7 +146,8 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     declare_tail_routes(admin.router, manager.taps, operator)
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
-                      reaper, docs, tasks, link, _revocation_keeper(settings, state))  # fmt: skip
+                      reaper, docs, tasks, link, _revocation_keeper(settings, state),
+                      lag)  # fmt: skip
 
 
 def _doc_metrics(metrics: Metrics, docs: DocService) -> None:

@@ -62,6 +62,8 @@ class Daemon(uvicorn.Server):
         if bus is not None:
             await bus.start()  # keeps reconnecting by itself while Redis is away
         self._loops.append(asyncio.create_task(self._announce_when_listening()))
+        if self.parts.loop_lag is not None:
+            self._loops.append(asyncio.create_task(self.parts.loop_lag.run()))
         if self.parts.reaper is not None:
             self._loops.append(asyncio.create_task(self._reap()))
         try:
