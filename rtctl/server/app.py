@@ -29,6 +29,7 @@ from rtctl.hub.peers import Command, LocalPeers, Peers
 from rtctl.hub.sessions import SessionPool
 from rtctl.server import strictjson
 from rtctl.server.admin import AdminApp
+from rtctl.server.admin_dashboard import declare_dashboard_routes
 from rtctl.server.admin_tail import declare_tail_routes
 from rtctl.server.admin_tokens import declare_token_routes
 from rtctl.server.logs import audit
@@ -144,6 +145,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
                      cleanup, DocOperator(docs.store, state))  # fmt: skip
     declare_token_routes(admin.router, operator)
     declare_tail_routes(admin.router, manager.taps, operator)
+    declare_dashboard_routes(admin.router)
     asgi = socketio.ASGIApp(sio, other_asgi_app=admin, socketio_path=settings.path.strip("/"))
     return Components(settings, sio, hub, operator, endpoint, admin, metrics, readiness, asgi, bus,
                       reaper, docs, tasks, link, _revocation_keeper(settings, state),
