@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ADMIN, ROOT, DaemonProcess
 from tests.dashboard.browser import Browser, Page, chromium
+from tests.redis_server import RedisServer
 from tests.server.live_client import connect, until
 from tests.server.test_docs_events import Editor, grants
 from tests.tasks.test_tasks_embedded import LONG
@@ -126,3 +127,22 @@ async def test_a_wrong_token_stays_at_the_door(daemon: DaemonProcess, page: Page
     headers = daemon.http("GET", "/admin/dashboard.js", auth=False)
     assert headers[0] == 200
     assert daemon.http("GET", "/admin/admin_token", auth=False)[0] == 404
+
+
+async def test_any_node_shows_the_whole_deployment(
+    make_daemon: Any, redis_server: RedisServer, page: Page
+) -> None:
+    env = {"RTCTL_REDIS_URL": redis_server.url, "RTCTL_PREFIX": "dash", "RTCTL_NODE_TTL": "3"}
+    a, b = make_daemon(RTCTL_NODE_ID="node-a", **env), make_daemon(RTCTL_NODE_ID="node-b", **env)
+    on_b = await connect(b, "bob")
+    try:
+        await run(page.goto, a.url + "/admin")
+        await run(page.eval, f"document.getElementById('token').value = {json.dumps(ADMIN)};"
+                             "document.getElementById('login').requestSubmit()")  # fmt: skip
+        await run(page.wait, f"{row_of('node-a')} && {row_of('node-b')}")
+        await run(page.eval, "location.hash = '#sessions'")
+        node = await run(page.wait, f"{row_of(on_b.sid)}?.children[3].textContent")
+        assert node == "node-b"  # a session on the other daemon, seen from this one
+        await run(page.screenshot, ARTIFACTS / "sessions-redis.png")
+    finally:
+        await on_b.close()
