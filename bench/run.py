@@ -31,11 +31,11 @@ from targets import (
     TARGETS,
     VENV_BIN,
     Server,
-    available,
-    code_state,
     cpu_seconds,
+    footer,
     kill_all,
     kill_group,
+    measured_run,
     rss_kib,
     running,
     spawn,
@@ -342,26 +342,10 @@ def main() -> None:
     args.idle = max(1000, min(args.idle, raise_fd_limit(args.idle + 500) - 500))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-    for name in list(args.targets):
-        if why := available(name):
-            print(f"skipping {name}: {why}", file=sys.stderr)
-            args.targets.remove(name)
-    started, load0, code0 = time.monotonic(), os.getloadavg()[0], code_state()
-    try:
-        results = run_all(args)
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every server and load generator was stopped")
-    seconds, load1 = time.monotonic() - started, os.getloadavg()[0]
-    meta: Result = {"seconds": round(seconds), "cpus": os.cpu_count(), "rtctl_code": code0}
-    meta["load_1min"] = [round(load0, 2), round(load1, 2)]  # at start, at end
+    results, meta = measured_run(args.targets, lambda: run_all(args),
+                                 "every server and load generator was")  # fmt: skip
     print(table(results, args.targets))
-    print(f"\n{seconds:.0f} s; {os.cpu_count()} CPUs; load average {load0:.2f} at start, ", end="")
-    print(f"{load1:.2f} at end; ratios are target/node.")
-    if "rtctl" in args.targets:
-        print(f"rtctl code: {code0}")
-        if (code1 := code_state()) != code0:
-            meta["rtctl_code_after"] = code1
-            print(f"warning: rtctl/ changed on disk during the run; now {code1}")
+    footer(meta, args.targets, "ratios are target/node.")
     for scenario, by_target in results.items():
         for name, res in by_target.items():
             if "error" in res:

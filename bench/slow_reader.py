@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
-from targets import TARGETS, Server, available, code_state, kill_all, rss_kib, running
+from targets import TARGETS, Server, footer, kill_all, measured_run, rss_kib, running
 
 Result = dict[str, Any]
 CHANNEL = "slow"
@@ -387,28 +387,12 @@ def main() -> None:
     args = parse_args()
     atexit.register(kill_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: finally blocks kill
-    for name in list(args.targets):
-        if why := available(name):
-            print(f"skipping {name}: {why}", file=sys.stderr)
-            args.targets.remove(name)
-    started, load0, code0 = time.monotonic(), os.getloadavg()[0], code_state()
-    try:
-        results = run_all(args)
-    except KeyboardInterrupt:
-        sys.exit("interrupted; every server was stopped")
-    seconds, load1 = time.monotonic() - started, os.getloadavg()[0]
-    meta: Result = {"seconds": round(seconds), "cpus": os.cpu_count(), "rtctl_code": code0}
-    meta |= {"load_1min": [round(load0, 2), round(load1, 2)], "args": vars(args) | {"json": None}}
+    results, meta = measured_run(args.targets, lambda: run_all(args), "every server was")
+    meta["args"] = vars(args) | {"json": None}
     print(table(results, args.targets))
-    print(f"\n{seconds:.0f} s; {os.cpu_count()} CPUs; load average {load0:.2f} at start, "
-          f"{load1:.2f} at end; ratios are target/node; t = 0 s is the feeder's first message "
-          f"({args.rate:g}/s of {len(PAYLOAD) // 1024} KiB for {args.seconds:g} s); the slow "
-          "reader answers no Engine.IO ping.")  # fmt: skip
-    if "rtctl" in args.targets:
-        print(f"rtctl code: {code0}")
-        if (code1 := code_state()) != code0:
-            meta["rtctl_code_after"] = code1
-            print(f"warning: rtctl/ changed on disk during the run; now {code1}")
+    footer(meta, args.targets, "ratios are target/node; t = 0 s is the feeder's first message "
+           f"({args.rate:g}/s of {len(PAYLOAD) // 1024} KiB for {args.seconds:g} s); the slow "
+           "reader answers no Engine.IO ping.")  # fmt: skip
     for name, res in results.items():
         for line in [res.get("error"), res.get("feeder_error"), *res.get("log", [])]:
             if line:

@@ -236,3 +236,41 @@ def code_state() -> str:
         dirty = len(git("status", "--porcelain", "--", package.name).splitlines())
         state += f", git {head}" + (f" + {dirty} uncommitted files" if dirty else "")
     return state
+
+
+def measured_run(
+    targets: list[str], run_all: Callable[[], dict[str, Any]], stopped: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Drop the targets that cannot run here (saying why), run the rest, and return the
+    results with their ``meta``: seconds, CPUs, load average at start and end, and which
+    rtctl ran (``rtctl_code_after`` too when rtctl/ changed on disk meanwhile)."""
+    for name in list(targets):
+        if why := available(name):
+            print(f"skipping {name}: {why}", file=sys.stderr)
+            targets.remove(name)
+    started, load0, code0 = time.monotonic(), os.getloadavg()[0], code_state()
+    try:
+        results = run_all()
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted; {stopped} stopped")
+    load1 = os.getloadavg()[0]
+    meta: dict[str, Any] = {
+        "seconds": round(time.monotonic() - started),
+        "cpus": os.cpu_count(),
+        "rtctl_code": code0,
+        "load_1min": [round(load0, 2), round(load1, 2)],
+    }
+    if "rtctl" in targets and (code1 := code_state()) != code0:
+        meta["rtctl_code_after"] = code1
+    return results, meta
+
+
+def footer(meta: dict[str, Any], targets: list[str], note: str) -> None:
+    """The run's last lines: time, machine, load, which rtctl ran, and ``note``."""
+    load0, load1 = meta["load_1min"]
+    print(f"\n{meta['seconds']} s; {meta['cpus']} CPUs; load average {load0:.2f} at start, "
+          f"{load1:.2f} at end; {note}")  # fmt: skip
+    if "rtctl" in targets:
+        print(f"rtctl code: {meta['rtctl_code']}")
+        if "rtctl_code_after" in meta:
+            print(f"warning: rtctl/ changed on disk during the run; now {meta['rtctl_code_after']}")
