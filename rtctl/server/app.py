@@ -116,7 +116,7 @@ def build(settings: Settings, admin_token: str, jwt_secret: str | None) -> Compo
     hub.stats = lambda: {
         "events_in": int(metrics.events_in.total()), "events_out": int(metrics.events_out.total()),
         "deliveries": manager.deliveries, "connects": int(metrics.connects.total()),
-        "loop_lag_ms": lag.take_worst_ms(),
+        "loop_lag_ms": lag.take_worst_ms(), "connections": len(sio.eio.sockets),
     }  # fmt: skip
     peers, bus = _peers(settings, state, manager, hub)
     readiness.bus = bus

@@ -36,8 +36,10 @@ def shell(argv: list[str], env: dict[str, str], tmp_path: Path, shell_name: str)
 BASH = """source "$SCRIPT"; COMP_WORDS=(rtctl sessions kick ""); COMP_CWORD=3
 _rtctl_completion rtctl; printf '%s\\n' "${COMPREPLY[@]}" """
 ZSH = """compadd() { print -rl -- $offered }; _files() { print files }; compdef() { : }
-source "$SCRIPT"; words=(rtctl tasks tail ""); CURRENT=4; _rtctl_completion"""
-FISH = 'source "$SCRIPT"; complete --do-complete "rtctl rooms members user:"'
+source "$SCRIPT"; words=(rtctl sessions kick ""); CURRENT=4; _rtctl_completion
+words=(rtctl tasks tail ""); _rtctl_completion"""
+FISH = """source "$SCRIPT"; complete --do-complete "rtctl sessions kick "
+complete --do-complete "rtctl rooms members user:" """
 
 
 async def test_each_shell_completes_live_ids(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -52,11 +54,11 @@ async def test_each_shell_completes_live_ids(daemon: DaemonProcess, tmp_path: Pa
         assert alice.sid in bash.split()
         if shutil.which("zsh"):
             zsh = await asyncio.to_thread(shell, ["zsh", "-f", "-c", ZSH], env, tmp_path, "zsh")
-            assert zsh.split() == [task["task_id"]]
+            assert zsh.split() == [alice.sid, task["task_id"]]
         if shutil.which("fish"):
             fish = await asyncio.to_thread(shell, ["fish", "--no-config", "-c", FISH], env,
                                            tmp_path, "fish")  # fmt: skip
-            assert fish.split() == ["user:alice"]
+            assert fish.split() == [alice.sid, "user:alice"]
     finally:
         await alice.close()
 

@@ -75,7 +75,7 @@ async def test_node_records_carry_their_counts(make_daemon: Any) -> None:
         await asyncio.sleep(1.2)
         [node] = d.http("GET", "/api/v1/nodes")[1]
         assert set(node["stats"]) == {"events_in", "events_out", "deliveries", "connects",
-                                      "loop_lag_ms"}  # fmt: skip
+                                      "loop_lag_ms", "connections"}  # fmt: skip
         assert node["stats"]["connects"] >= 1 and node["stats"]["events_in"] >= 1
     finally:
         await alice.close()

@@ -7,7 +7,7 @@ const POINTS = 90; // chart history: 3 minutes
 const TOKEN_KEY = "rtctl-admin-token";
 
 const $ = (id) => document.getElementById(id);
-const series = { sessions: [], events: [], deliveries: [], lag: [] };
+const series = { connections: [], events: [], deliveries: [], lag: [] };
 let previous = {}; // node id -> the node record rates were last taken from
 let timer = null;
 
@@ -88,11 +88,12 @@ function push(name, value) {
 
 // a node's rates over its last heartbeat interval, from the counts in its record
 function rates(nodes) {
-  const out = { events: 0, deliveries: 0, lag: 0 };
+  const out = { events: 0, deliveries: 0, lag: 0, connections: 0 };
   for (const node of nodes) {
     const before = previous[node.id];
     const stats = node.stats || {};
     out.lag = Math.max(out.lag, stats.loop_lag_ms || 0);
+    out.connections += stats.connections || 0;
     if (before && node.last_seen_at !== before.last_seen_at) {
       const span = (Date.parse(node.last_seen_at) - Date.parse(before.last_seen_at)) / 1000;
       const was = before.stats || {};
@@ -139,7 +140,7 @@ function draw(canvas, values) {
 async function collect() {
   const status = await api("/status");
   const r = rates(status.nodes);
-  push("sessions", status.sessions);
+  push("connections", r.connections);
   push("events", r.events);
   push("deliveries", r.deliveries);
   push("lag", r.lag);
