@@ -53,8 +53,7 @@ def command(shell: str, path: Path, line: str | None) -> list[str]:
     if shell == "bash":
         body = f"source {path}"
         if line is not None:
-            body += (f"; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
-                     f"COMP_CWORD={len(words) - 1}; _rtctl_completion rtctl")  # fmt: skip
+            body += f"; COMP_LINE={line!r}; COMP_POINT={len(line)}; _rtctl_completion rtctl"
         return ["bash", "--norc", "--noprofile", "-c", body]
     if shell == "zsh":
         body = f"compadd() {{ : }}; _files() {{ : }}; compdef() {{ : }}; source {path}"

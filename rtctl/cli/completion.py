@@ -1,12 +1,14 @@
 """Shell completion: what answers TAB, the scripts in completions/, and ``rtctl
 completion SHELL``, which prints one (so a ``pip install`` is all a shell needs).
 
-The scripts call ``rtctl`` back with ``_RTCTL_COMPLETE=complete_bash`` (typer's
-protocol: instruction, then shell) and the words so far in ``COMP_WORDS`` and
-``COMP_CWORD``. bash uses typer's script; zsh and fish use ours, which speak the bash
-protocol too: typer's zsh and fish answers carry each candidate's help rendered
-through rich, whose import alone costs a TAB ~60 ms, and typer's fish script starts
-``rtctl`` twice per TAB. Each falls back to file names when rtctl offers nothing.
+The scripts are ours. Each calls ``rtctl`` back with ``_RTCTL_COMPLETE=complete_bash``
+(typer's protocol: instruction, then shell) and the line so far in ``COMP_WORDS`` and
+``COMP_CWORD``, and falls back to file names when rtctl offers nothing. typer's zsh
+and fish answers carry each candidate's help rendered through rich, whose import
+alone costs a TAB ~60 ms, and its fish script starts ``rtctl`` twice per TAB. Every
+candidate goes into the command line quoted (bash ``printf %q``, zsh's ``compadd``
+without ``-Q``, fish by itself): a live id is chosen by a client (a chat id may read
+``$(…)``) and must never become shell syntax.
 Live ids (sessions, tasks, documents, rooms, users) come from ``rtctl.cli.live_ids``.
 """
 
@@ -37,6 +39,29 @@ function __rtctl_complete
 end
 complete --command rtctl --no-files --arguments '(__rtctl_complete)'
 """
+BASH = """\
+_rtctl_completion() {
+    local line=${COMP_LINE:0:COMP_POINT} cur="" prefix="" c
+    local -a words offered
+    read -ra words <<< "$line"
+    local cword=${#words[@]}
+    if [[ $line != *[[:space:]] ]]; then
+        cword=$((cword - 1))
+        cur=${words[cword]}
+    fi
+    mapfile -t offered < <(env COMP_WORDS="$line" COMP_CWORD=$cword \\
+        _RTCTL_COMPLETE=complete_bash "$1" 2>/dev/null)
+    # bash replaces only what follows the last ':' of the word (COMP_WORDBREAKS)
+    [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]] && prefix=${cur%"${cur##*:}"}
+    COMPREPLY=()
+    for c in "${offered[@]}"; do
+        [[ -n $c ]] || continue
+        COMPREPLY+=("$(printf '%q' "${c#"$prefix"}")")  # an id is text, never shell syntax
+    done
+}
+
+complete -o default -F _rtctl_completion rtctl
+"""
 ZSH = """\
 #compdef rtctl
 
@@ -46,7 +71,7 @@ _rtctl_completion() {
     _RTCTL_COMPLETE=complete_bash rtctl 2>/dev/null)}")
   offered=(${offered:#})
   if (( ${#offered} )); then
-    compadd -Q -a offered
+    compadd -a offered  # quoted as it goes in: an id is text, never shell syntax
   else
     _files
   fi
@@ -85,11 +110,7 @@ def completed_command(env: Mapping[str, str]) -> str | None:
 
 
 def script(shell: str) -> str:
-    if shell in ("fish", "zsh"):
-        return FISH if shell == "fish" else ZSH
-    from typer.completion import get_completion_script
-
-    return get_completion_script(prog_name="rtctl", complete_var=COMPLETE_VAR, shell=shell) + "\n"
+    return {"bash": BASH, "zsh": ZSH, "fish": FISH}[shell]
 
 
 @command(app, "completion", flags=())

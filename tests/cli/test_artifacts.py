@@ -77,7 +77,7 @@ def test_completion_protocol() -> None:
 def test_bash_sources_the_script_and_completes() -> None:
     script = f"""
         source {ROOT / "completions" / "rtctl.bash"}
-        COMP_WORDS=(rtctl sessions l); COMP_CWORD=2
+        COMP_LINE="rtctl sessions l"; COMP_POINT=${{#COMP_LINE}}
         _rtctl_completion rtctl
         printf '%s\\n' "${{COMPREPLY[@]}}"
         complete -p rtctl

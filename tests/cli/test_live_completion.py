@@ -33,7 +33,7 @@ def shell(argv: list[str], env: dict[str, str], tmp_path: Path, shell_name: str)
     return done.stdout
 
 
-BASH = """source "$SCRIPT"; COMP_WORDS=(rtctl sessions kick ""); COMP_CWORD=3
+BASH = """source "$SCRIPT"; COMP_LINE="rtctl sessions kick "; COMP_POINT=${#COMP_LINE}
 _rtctl_completion rtctl; printf '%s\\n' "${COMPREPLY[@]}" """
 ZSH = """compadd() { print -rl -- $offered }; _files() { print files }; compdef() { : }
 source "$SCRIPT"; words=(rtctl sessions kick ""); CURRENT=4; _rtctl_completion
@@ -90,3 +90,29 @@ def test_fish_falls_back_to_file_names(tmp_path: Path) -> None:
     out = shell(["fish", "--no-config", "-c", f'source "$SCRIPT"; complete --do-complete "{line}"'],
                 cli_env("http://127.0.0.1:9", tmp_path), tmp_path, "fish")  # fmt: skip
     assert out.split() == [f"{tmp_path}/settings.toml"]
+
+
+async def test_a_client_chosen_id_goes_into_the_line_as_text(
+    daemon: DaemonProcess, tmp_path: Path
+) -> None:
+    """A chat id is the client's to choose: TAB must insert it quoted, never as shell
+    syntax (nor glob it), and a word with ':' is completed after its last ':'."""
+    alice = await connect(daemon, "alice", channels=["general"])
+    try:
+        await alice.call("channel:join", {"channel_id": "general"})
+        evil = "a$(touch pwned)*"
+        asked = [{"role": "user", "content": "x " * 500}]
+        await alice.call("chat:completion", {"chat_id": evil, "model": "echo",
+                                             "messages": asked})  # fmt: skip
+        (tmp_path / "aZ").write_text("")  # what the glob would match
+        line = 'COMP_LINE="rtctl tasks stop --item a"; COMP_POINT=${#COMP_LINE}'
+        rooms = 'COMP_LINE="rtctl rooms members channel:g"; COMP_POINT=${#COMP_LINE}'
+        script = (f'cd {tmp_path}; source "$SCRIPT"; {line}; _rtctl_completion rtctl; '
+                  f'printf "%s\\n" "${{COMPREPLY[@]}}"; {rooms}; _rtctl_completion rtctl; '
+                  'printf "%s\\n" "${COMPREPLY[@]}"')  # fmt: skip
+        out = await asyncio.to_thread(shell, ["bash", "--norc", "--noprofile", "-c", script],
+                                      cli_env(daemon.url, tmp_path), tmp_path, "bash")  # fmt: skip
+        assert out.splitlines() == ["a\\$\\(touch\\ pwned\\)\\*", "general"]
+        assert not (tmp_path / "pwned").exists()
+    finally:
+        await alice.close()
