@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -152,7 +153,11 @@ def _stats(raw: str | None) -> dict[str, int]:
         return {}
     if not isinstance(stats, dict):
         return {}
-    return {str(k): int(v) for k, v in stats.items() if isinstance(v, int | float)}
+    out = {}
+    for key, value in stats.items():
+        if isinstance(value, int | float) and math.isfinite(value):
+            out[str(key)] = int(value)
+    return out
 
 
 def _text(value: bytes | str) -> str:

@@ -105,24 +105,29 @@ class Connection:
         return cls(reader, writer)
 
     async def roundtrip(self, commands: Sequence[Sequence[Any]], timeout: float) -> list[Any]:
-        """Send ``commands`` in one write and read their replies, errors included."""
+        """Send ``commands`` in one write and read their replies, errors included;
+        ``timeout`` bounds each wait on the socket (as redis-py's socket_timeout), not
+        the whole exchange, so a long pipeline that keeps arriving is not cut."""
         try:
+            self.writer.write(b"".join(encode(c) for c in commands))
             async with asyncio.timeout(timeout):
-                self.writer.write(b"".join(encode(c) for c in commands))
                 await self.writer.drain()
-                replies: list[Any] = []
-                while len(replies) < len(commands):
-                    reply = self.parser.gets()
-                    if reply is False:
-                        data = await self.reader.read(65536)
-                        if not data:
-                            raise RespConnectionError("Redis closed the connection")
-                        self.parser.feed(data)
-                    else:
-                        replies.append(reply)
-                return replies
+            replies: list[Any] = []
+            while len(replies) < len(commands):
+                reply = self.parser.gets()
+                if reply is not False:
+                    replies.append(reply)
+                    continue
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(65536)
+                if not data:
+                    raise RespConnectionError("Redis closed the connection")
+                self.parser.feed(data)
+            return replies
         except BaseException as exc:
             self.broken = True  # replies may still be on their way: never reuse it
+            if isinstance(exc, hiredis.ProtocolError):
+                raise RespConnectionError(f"Redis sent what is not RESP: {exc}") from exc
             if isinstance(exc, OSError) and not isinstance(exc, RespConnectionError | TimeoutError):
                 raise RespConnectionError(str(exc) or type(exc).__name__) from exc
             raise
@@ -400,11 +405,13 @@ def _sentinel_client(url: str) -> RespClient:
     context = ssl.create_default_context() if tls else None
 
     async def locate() -> tuple[Address, ssl.SSLContext | None]:
-        """The master, as the first sentinel that answers names it."""
+        """The master, as the first sentinel that answers names it. As with the daemon's
+        redis-py client, TLS (rediss+sentinel) is for the master; the sentinels are
+        asked in plain TCP."""
         failures = []
         for host, port in hosts:
             try:
-                sentinel = await Connection.open((host, port), context)
+                sentinel = await Connection.open((host, port), None)
             except RespConnectionError as exc:
                 failures.append(str(exc))
                 continue

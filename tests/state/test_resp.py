@@ -146,3 +146,23 @@ def test_urls_it_leaves_to_redis_py() -> None:
     assert open_fast_client("redis://h:1/0") is not None
     assert open_fast_client("unix:///run/redis.sock?db=2") is not None
     assert open_fast_client("redis+sentinel://h1:26379,h2:26379/mymaster") is not None
+
+
+async def test_a_server_that_does_not_speak_resp_is_a_connection_fault() -> None:
+    """Pointed at something that is not Redis (here an HTTP-ish server), a command fails
+    as a lost connection (exit 69 in the CLI), never with a parser's traceback."""
+
+    async def not_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+
+    server = await asyncio.start_server(not_redis, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    c = client(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(RespConnectionError, match="not RESP"):
+            await c.ping()
+    finally:
+        await c.aclose()
+        server.close()
