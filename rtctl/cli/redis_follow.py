@@ -23,6 +23,7 @@ from rtctl.state.redis_url import open_client
 
 Record = dict[str, Any]
 WAIT = 1.0  # seconds per read, so an interrupt is noticed
+IDLE = 5.0  # seconds without an event before an idle record
 
 
 def follow(settings: Settings, where: str, room: str) -> Iterator[Record]:
@@ -37,6 +38,7 @@ def follow(settings: Settings, where: str, room: str) -> Iterator[Record]:
         except redis_errors() as exc:  # TimeoutError among them
             raise BackendUnavailable(f"{where}: cannot subscribe: {exc}") from exc
         yield {"at": iso(time.time()), "room": room, "watching": True}
+        quiet_since = time.monotonic()
         while True:
             try:
                 message = loop.run_until_complete(_next(pubsub, sharded))
@@ -44,7 +46,11 @@ def follow(settings: Settings, where: str, room: str) -> Iterator[Record]:
                 raise BackendUnavailable(f"{where}: lost the subscription: {exc}") from exc
             record = _record(room, message)
             if record is not None:
+                quiet_since = time.monotonic()
                 yield record
+            elif time.monotonic() - quiet_since >= IDLE:  # as the admin API's idle lines
+                quiet_since = time.monotonic()
+                yield {"at": iso(time.time()), "room": room, "idle": True}
     finally:
         loop.run_until_complete(_close(pubsub, client))
         loop.close()

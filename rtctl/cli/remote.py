@@ -87,7 +87,8 @@ class Remote(Protocol):
 
     def follow(self, room: str) -> Iterator[Record]:
         """Events delivered to ``room`` from now on: first ``{watching: true}`` (nothing
-        after it is missed), then ``{at, room, event, data}`` each, until the caller stops."""
+        after it is missed), then ``{at, room, event, data}`` each, and ``{idle: true}``
+        after 5 s without one, until the caller stops."""
 
     def task_so_far(self, task_id: str) -> Record:
         """``{task_id, chat_id, message_id, user_id, content, seq, done}``; ``NotFound``."""

@@ -16,7 +16,7 @@ from rtctl.cli import live_ids
 from rtctl.cli.common import Invocation, command, group
 from rtctl.cli.output import inert, inert_prose, json_line, say
 from rtctl.cli.remote import Record, Remote
-from rtctl.errors import OperationFailed, UsageError
+from rtctl.errors import NotFound, OperationFailed, UsageError
 
 app = group("events", "Events as they are delivered.")
 
@@ -48,12 +48,16 @@ def events_tail(
         raise UsageError("give --room ROOM or --user ID")
     watched = room if room is not None else f"user:{user}"
     as_json = inv.format == "json"
-    for record in _events(inv, watched):
-        if as_json:
-            _write(json_line(record))
-        else:
-            data = json_line(record["data"]).rstrip("\n")
-            _write(f"{record['at']}\t{inert(record['room'])}\t{inert(record['event'])}\t{data}\n")
+    try:
+        for record in _events(inv, watched):
+            if as_json:
+                _write(json_line(record))
+            else:
+                data = json_line(record["data"]).rstrip("\n")
+                _write(f"{record['at']}\t{inert(record['room'])}\t{inert(record['event'])}\t"
+                       f"{data}\n")  # fmt: skip
+    except KeyboardInterrupt:
+        return  # the way out of a tail: not an error
 
 
 def _events(inv: Invocation, room: str) -> Iterator[Record]:
@@ -61,7 +65,7 @@ def _events(inv: Invocation, room: str) -> Iterator[Record]:
     for record in remote.follow(room):
         if record.get("watching"):
             say(inv, f"following {inert(room)} on {inert(remote.where)} (Ctrl-C stops)")
-        else:
+        elif not record.get("idle"):
             yield record
 
 
@@ -83,9 +87,14 @@ class TaskTail:
         owner = self.remote.task_so_far(self.task_id)  # whose room to watch; NotFound
         for record in self.remote.follow(f"user:{owner['user_id']}"):
             if record.get("watching"):
-                self.so_far = self.remote.task_so_far(self.task_id)
+                self.so_far = self._still_running() or {**owner, "done": True}
                 yield {"so_far": self.so_far}
                 if self.so_far.get("done"):
+                    return
+                continue
+            if record.get("idle"):  # a task may end with no last event (its node died)
+                if self._still_running() is None:
+                    yield {"ended": True}
                     return
                 continue
             event = self._of_task(record)
@@ -93,6 +102,12 @@ class TaskTail:
                 yield event
                 if _last(event, self.task_id):
                     return
+
+    def _still_running(self) -> Record | None:
+        try:
+            return self.remote.task_so_far(self.task_id)
+        except NotFound:
+            return None
 
     def _of_task(self, record: Record) -> Record | None:
         body = record.get("data")
@@ -104,8 +119,7 @@ class TaskTail:
         if inner.get("type") == "chat:tasks:cancel":
             return inner if (inner.get("data") or {}).get("task_id") == self.task_id else None
         data, so_far = inner.get("data"), self.so_far
-        if (body.get("chat_id"), body.get("message_id")) != (so_far["chat_id"],
-                                                             so_far["message_id"]):  # fmt: skip
+        if body.get("task_id") != self.task_id:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("seq"), int):
             return None
@@ -122,15 +136,18 @@ def print_task(inv: Invocation, task_id: str) -> None:
     """``rtctl tasks tail``: the reply as text, or each event as a JSON line."""
     tail = TaskTail(inv.remote(), task_id)
     as_json, shown, ending = inv.format == "json", "", None
-    for event in tail.events():
-        if as_json:
-            _write(json_line(event))
-        content = _content(event, shown)
-        if content is not None and not as_json:
-            _write(inert_prose(content[len(shown) :]) if content.startswith(shown) else
-                   "\n" + inert_prose(content))  # fmt: skip
-        shown = content if content is not None else shown
-        ending = event
+    try:
+        for event in tail.events():
+            if as_json:
+                _write(json_line(event))
+            content = _content(event, shown)
+            if content is not None and not as_json:
+                _write(inert_prose(content[len(shown) :]) if content.startswith(shown) else
+                       "\n" + inert_prose(content))  # fmt: skip
+            shown = content if content is not None else shown
+            ending = event
+    except KeyboardInterrupt:
+        return  # the way out of a tail: not an error
     if not as_json and shown:
         _write("\n")
     _ending(task_id, ending)
@@ -155,3 +172,6 @@ def _ending(task_id: str, event: Record | None) -> None:
         raise OperationFailed(f"task {task_id} failed: {inert(str(error.get('content')))}")
     if event.get("type") == "chat:tasks:cancel":
         print(f"task {task_id} was stopped", file=sys.stderr)
+    if event.get("ended"):
+        print(f"task {task_id} ended without a last event (its node may be gone)",
+              file=sys.stderr)  # fmt: skip

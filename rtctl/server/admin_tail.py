@@ -17,11 +17,13 @@ from rtctl.auth import valid_id
 from rtctl.hub.operator import Operator
 from rtctl.hub.transport import user_room
 from rtctl.server.router import Receive, Request, Response, Router, Send
-from rtctl.server.taps import STOPPING, Queue, Taps
+from rtctl.server.taps import Taps, Watch
 from rtctl.state import wire
 from rtctl.state.base import iso
 
 API = "/api/v1"
+IDLE = 5.0  # seconds without an event before an idle line
+SEND_TIMEOUT = 10.0  # a client that takes no line for so long has stopped reading
 
 
 def declare_tail_routes(r: Router, taps: Taps, op: Operator) -> None:
@@ -51,31 +53,34 @@ def _follow(taps: Taps, room: str) -> Any:
         except errors.RtctlError as exc:  # others took the last places, or the daemon stops
             await _line(send, {"error": exc.to_dict()})
             return
-        with taps.watch(room) as queue:
+        with taps.watch(room) as watch:
             # the first line says the watch is on: nothing delivered after it is missed
             await _line(send, {"at": iso(time.time()), "room": room, "watching": True})
+            relay = asyncio.ensure_future(_relay(send, watch, room))
             gone = asyncio.ensure_future(_hang_up(receive))
+            stop = asyncio.ensure_future(taps.stopped.wait())
             try:
-                await _relay(send, queue, room, gone)
+                await asyncio.wait([relay, gone, stop], return_when=asyncio.FIRST_COMPLETED)
+                if stop.done() and not relay.done():
+                    relay.cancel()
+                    stopping = {"code": "draining", "message": "the daemon is stopping"}
+                    with contextlib.suppress(Exception):
+                        await _line(send, {"error": stopping}, timeout=1.0)
             finally:
-                gone.cancel()
+                for task in (relay, gone, stop):
+                    task.cancel()
 
     return stream
 
 
-async def _relay(send: Send, queue: Queue, room: str, gone: asyncio.Future[None]) -> None:
-    while not gone.done():
-        got: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
-        waiting: list[asyncio.Future[Any]] = [got, gone]
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if not got.done():
-            got.cancel()
-            return
-        packets = got.result()
-        if packets is STOPPING:
-            stopping = {"code": "draining", "message": "the daemon is stopping"}
-            await _line(send, {"error": stopping})
-            return
+async def _relay(send: Send, watch: Watch, room: str) -> None:
+    """Until the watcher falls behind or stops reading (each line has SEND_TIMEOUT)."""
+    while True:
+        try:
+            packets = watch.take(await asyncio.wait_for(watch.queue.get(), IDLE))
+        except TimeoutError:  # quiet: a line anyway, so the client knows the stream lives
+            await _line(send, {"at": iso(time.time()), "room": room, "idle": True})
+            continue
         if packets is None:
             behind = {"code": "too_slow", "message": "the watcher fell too far behind"}
             await _line(send, {"error": behind})
@@ -93,6 +98,8 @@ async def _hang_up(receive: Receive) -> None:
             pass
 
 
-async def _line(send: Send, record: dict[str, Any]) -> None:
+async def _line(send: Send, record: dict[str, Any], timeout: float = SEND_TIMEOUT) -> None:
     body = json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
-    await send({"type": "http.response.body", "body": body, "more_body": True})
+    await asyncio.wait_for(
+        send({"type": "http.response.body", "body": body, "more_body": True}), timeout
+    )

@@ -8,6 +8,7 @@ document, so the two cannot drift.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -180,7 +181,10 @@ async def send_response(send: Send, response: Response, receive: Receive | None 
         headers = [(b"content-type", response.content_type.encode()), *response.headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await response.stream(send, receive)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        with contextlib.suppress(Exception):  # a client that stopped reading: not waited on
+            await asyncio.wait_for(
+                send({"type": "http.response.body", "body": b"", "more_body": False}), 1.0
+            )
         return
     headers = [
         (b"content-type", response.content_type.encode()),

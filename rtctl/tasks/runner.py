@@ -85,10 +85,11 @@ class TaskContext:
     _so_far: SoFar = field(default_factory=SoFar, repr=False)
 
     async def emit(self, type: str, data: Any) -> None:
-        """Send ``events`` ``{chat_id, message_id, data: {type, data}}`` to ``user:<id>``;
-        an object ``data`` gains ``seq``, the event's number in the task's stream."""
+        """Send ``events`` ``{chat_id, message_id, task_id, data: {type, data}}`` to
+        ``user:<id>``; an object ``data`` gains ``seq``, the event's number in the task's
+        stream (two tasks of one chat, or of no chat, stay apart by ``task_id``)."""
         data = self._so_far.add(type, data)
-        body: dict[str, Any] = {"data": {"type": type, "data": data}}
+        body: dict[str, Any] = {"task_id": self.id, "data": {"type": type, "data": data}}
         if self.item_id is not None:
             body["chat_id"] = self.item_id
         if self.message_id is not None:

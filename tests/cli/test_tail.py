@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.cli.conftest import cli_env, run_cli
-from tests.conftest import ROOT, DaemonProcess
+from tests.conftest import ADMIN, ROOT, DaemonProcess
 from tests.redis_server import RedisServer
 from tests.server.live_client import connect, until
 from tests.tasks.test_tasks_embedded import LONG, completions
@@ -69,7 +69,7 @@ async def follow_and_emit(env: dict[str, str], emit_env: dict[str, str]) -> list
         assert "\x1b" not in "".join(lines)  # escapes stay escaped
         return [json.loads(line) for line in lines]
     finally:
-        assert tail.stop() in (0, 130, -signal.SIGINT)
+        assert tail.stop() == 0  # Ctrl-C is the way out of a tail
 
 
 async def test_events_tail_embedded(daemon: DaemonProcess, tmp_path: Path) -> None:
@@ -146,14 +146,22 @@ def test_tail_needs_a_room_or_a_user(tmp_path: Path) -> None:
 
 
 def test_a_watcher_that_falls_behind_is_dropped() -> None:
-    """A stalled terminal never grows the daemon: past MAX_QUEUED its watch ends."""
-    from rtctl.server.taps import MAX_QUEUED, Taps
+    """A stalled terminal never grows the daemon: past MAX_QUEUED events, or
+    MAX_QUEUED_BYTES, its watch ends and what it held is let go."""
+    from engineio.packet import MESSAGE, Packet
+
+    from rtctl.server.taps import MAX_QUEUED, MAX_QUEUED_BYTES, Taps
 
     taps = Taps()
-    with taps.watch("user:alice") as queue:
+    small, big = [Packet(MESSAGE, '2["e",1]')], [Packet(MESSAGE, "x" * (1 << 20))]
+    with taps.watch("user:alice") as by_count, taps.watch("user:bob") as by_bytes:
         for _ in range(MAX_QUEUED + 5):
-            taps.offer("user:alice", ["packet"])
-        assert queue.qsize() == MAX_QUEUED + 1  # what it had, then the end mark
+            taps.offer("user:alice", small)
+        for _ in range(MAX_QUEUED_BYTES // (1 << 20) + 1):
+            taps.offer("user:bob", big)
+        for watch in (by_count, by_bytes):
+            assert watch.dropped and watch.queue.qsize() == 1 and watch.queue.get_nowait() is None
+            assert watch.queued_bytes == 0
         assert taps.rooms == {}  # no longer fed
     assert taps.watchers == 0
 
@@ -188,3 +196,58 @@ async def test_a_tail_never_holds_a_daemon_s_shutdown(make_daemon: Any, tmp_path
     code, _, err = await tail.finish()
     assert code == 1 and "the daemon is stopping" in err
     assert "Traceback" not in d.log()
+
+
+async def test_a_tail_that_reads_nothing_neither_grows_nor_holds_the_daemon(
+    make_daemon: Any,
+) -> None:
+    """A real client asks for a tail, then never reads: the events pile up to the
+    watcher's bound at most, and the daemon still drains and exits promptly."""
+    import socket
+
+    d = make_daemon()
+    alice = await connect(d, "alice")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", d.port))
+    stalled.sendall(b"GET /api/v1/tail?user=alice HTTP/1.1\r\nHost: x\r\n"
+                    b"Authorization: Bearer " + ADMIN.encode() + b"\r\n\r\n")  # fmt: skip
+    try:
+        await asyncio.sleep(0.5)
+        big = "x" * 65536
+        for n in range(300):  # ~19 MiB for the tail, which takes none of it
+            status, _ = await asyncio.to_thread(
+                d.http, "POST", "/api/v1/emit", {"event": "events", "data": {"n": n, "x": big},
+                                                 "user": "alice"})  # fmt: skip
+            assert status == 200
+        started = time.monotonic()
+        assert await asyncio.to_thread(d.stop) == 0
+        assert time.monotonic() - started < 8
+        assert "Traceback" not in d.log()
+    finally:
+        stalled.close()
+        await alice.close()
+
+
+async def test_tasks_tail_ends_when_the_task_s_node_dies(
+    make_daemon: Any, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """No last event comes from a killed node: the tail notices the task is gone."""
+    d = make_daemon(RTCTL_REDIS_URL=redis_server.url, RTCTL_PREFIX="td", RTCTL_NODE_TTL="2",
+                    RTCTL_ECHO_DELAY="0.2")  # fmt: skip
+    env = cli_env("http://127.0.0.1:9", tmp_path, RTCTL_REDIS_URL=redis_server.url,
+                  RTCTL_PREFIX="td", RTCTL_NODE_TTL="2", RTCTL_ADMIN_TOKEN="")  # fmt: skip
+    client = await connect(d, "alice")
+    try:
+        task_id = (await client.call("chat:completion", {
+            "chat_id": "c1", "model": "echo",
+            "messages": [{"role": "user", "content": LONG}]}))["task_id"]  # fmt: skip
+        await until(lambda: completions(client, "c1"), what="tokens")
+        tail = Tail(["tasks", "tail", task_id, "-o", "json"], env)
+        assert "so_far" in json.loads(await tail.line())  # it follows
+        d.stop(signal.SIGKILL)
+        code, out, err = await tail.finish()
+        assert code == 0 and "ended without a last event" in err, err
+        assert json.loads(out.splitlines()[-1]) == {"ended": True}
+    finally:
+        await client.close()
