@@ -340,10 +340,13 @@ class DocService:
 
     async def reauthenticated(self, sid: str, identity: Identity) -> None:
         """The session took a fresh token: it leaves the documents the token no longer
-        lets it read, in turn with what it sent before (a write grant is checked per update)."""
+        lets it read. Their relays stop at once (it leaves the rooms now); the rest of the
+        leaving takes its turn after what the session sent before, without holding the
+        answer to the event that brought the token. A write grant is checked per update."""
         for doc_id in sorted(self._joined.get(sid, ())):
             if not identity.may_read_doc(doc_id):
-                await self._queued(sid, None, partial(self._leave, sid, doc_id))
+                await patiently(partial(self.pool.leave, sid, doc_room(doc_id)))
+                self._spawn(self._queued(sid, None, partial(self._leave, sid, doc_id)))
 
     # writing -----------------------------------------------------------------------------
 
