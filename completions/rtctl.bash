@@ -15,7 +15,8 @@ _rtctl_completion() {
     COMPREPLY=()
     for c in "${offered[@]}"; do
         [[ -n $c ]] || continue
-        COMPREPLY+=("$(printf '%q' "${c#"$prefix"}")")  # an id is text, never shell syntax
+        printf -v c %q "${c#"$prefix"}"  # an id is text, never shell syntax
+        COMPREPLY+=("$c")
     done
 }
 
