@@ -18,7 +18,7 @@ from rtctl.errors import BackendUnavailable
 from rtctl.state import wire
 from rtctl.state.base import iso
 from rtctl.state.keys import Keys
-from rtctl.state.redis import redis_errors
+from rtctl.state.redis_faults import redis_errors
 from rtctl.state.redis_url import open_client
 
 Record = dict[str, Any]

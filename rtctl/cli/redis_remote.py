@@ -21,7 +21,8 @@ from rtctl.errors import BackendUnavailable
 from rtctl.hooks.cache import RedisHookCache
 from rtctl.hub.operator import Operator
 from rtctl.state.base import SessionRecord, iso
-from rtctl.state.redis import RedisState, redis_errors
+from rtctl.state.redis import RedisState
+from rtctl.state.redis_faults import redis_errors
 from rtctl.state.redis_peers import RedisPeers, RoomPublisher
 from rtctl.state.redis_url import open_client
 from rtctl.state.resp import open_fast_client

@@ -18,7 +18,8 @@ from rtctl.hooks.cache import RedisHookCache
 from rtctl.hub import payload as p
 from rtctl.hub.operator import Operator
 from rtctl.state import wire
-from rtctl.state.redis import RedisState, backend_call
+from rtctl.state.redis import RedisState
+from rtctl.state.redis_faults import backend_call
 from rtctl.state.redis_peers import RedisPeers, RoomPublisher, room_message
 from rtctl.state.redis_url import open_client
 

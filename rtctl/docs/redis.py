@@ -48,7 +48,7 @@ from rtctl.docs.store import (
     update_clocks,
 )
 from rtctl.errors import BackendUnavailable, ConfigError
-from rtctl.state.redis import backend_call, redis_errors
+from rtctl.state.redis_faults import backend_call, redis_errors
 
 SCRIPTS = ("doc_append", "doc_read", "doc_compact", "doc_delete", "doc_unindex")
 INDEX_GRACE = 60.0  # seconds an index entry without a document survives a list()

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from rtctl.state.keys import Keys
-from rtctl.state.redis import backend_call
+from rtctl.state.redis_faults import backend_call
 
 MAX_ENTRIES = 100_000  # embedded: answers kept at most; the oldest go first
 # How long a user's generation is kept after it changed: longer than any answer is

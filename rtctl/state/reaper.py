@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rtctl.errors import OperationFailed
-from rtctl.state.redis import RedisState, backend_call
+from rtctl.state.redis import RedisState
+from rtctl.state.redis_faults import backend_call
 
 LEASE = "reaper"
 BATCH = 500

@@ -9,17 +9,14 @@ size of the answer. Every Redis fault surfaces as ``BackendUnavailable``.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import math
-import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from rtctl.config import Settings
-from rtctl.errors import BackendUnavailable
 from rtctl.state.base import (
     NodeRecord,
     OnlineUser,
@@ -30,6 +27,7 @@ from rtctl.state.base import (
     UsageRecord,
 )
 from rtctl.state.keys import Keys
+from rtctl.state.redis_faults import backend_call
 from rtctl.state.redis_revocations import RedisRevocations
 from rtctl.state.redis_url import open_client
 
@@ -41,36 +39,6 @@ SCRIPTS = (
     "lease", "lease_release", "partition_claim",
     "task_add", "task_remove", "task_refresh", "task_stops",
 )  # fmt: skip
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def redis_errors() -> tuple[type[BaseException], ...]:
-    """What a Redis client raises for a fault: redis-py's, only if redis-py is loaded (a
-    CLI process may talk to Redis through ``rtctl.state.resp`` alone)."""
-    from rtctl.state.resp import RespError
-
-    if "redis" not in sys.modules:
-        return (RespError, OSError, TimeoutError)
-    from redis.exceptions import RedisClusterException, RedisError
-
-    # RedisClusterException is no RedisError: "no reachable node", "slot not covered"
-    return (RedisError, RedisClusterException, RespError, OSError, TimeoutError)
-
-
-def backend_call(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn any Redis or socket fault into ``BackendUnavailable`` with one clear line."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except redis_errors() as exc:
-            raise BackendUnavailable(f"Redis: {type(exc).__name__}: {exc}") from exc
-
-    return wrapper
-
 
 _DECODER = json.JSONDecoder()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -150,12 +151,13 @@ def _where(address: Address) -> str:
     return address if isinstance(address, str) else f"{address[0]}:{address[1]}"
 
 
-class Commands:
+class Commands(ABC):
     """The commands rtctl's state code sends; ``_do`` runs one (client) or queues it
     (pipeline), and ``convert`` shapes its reply as redis-py would."""
 
+    @abstractmethod
     def _do(self, args: tuple[Any, ...], convert: Convert = _same) -> Any:
-        raise NotImplementedError
+        """Run ``args`` (a client) or queue them (a pipeline)."""
 
     def execute_command(self, *args: Any) -> Any:
         return self._do(args)
